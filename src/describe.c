@@ -1,0 +1,118 @@
+/*-------------------------------------------------------------------------
+ * describe.c
+ *		Searchable fields from an instance's describe2, cached per backend.
+ *
+ * Marketo's standard lookup fields need no call; a custom field costs one
+ * describe2 call, then the answer is kept for the backend until its time
+ * to live passes, so planning does not spend calls query after query.
+ *-------------------------------------------------------------------------
+ */
+#include "marketo_fdw.h"
+
+#include <limits.h>
+
+#include <json-c/json.h>
+
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "describe.h"
+#include "http.h"
+
+typedef struct DescribeCache
+{
+	char	   *instance;
+	char	   *path;
+	List	   *searchable;		/* char *, in TopMemoryContext */
+	TimestampTz fetched_at;
+	struct DescribeCache *next;
+} DescribeCache;
+
+static DescribeCache *caches = NULL;
+
+static DescribeCache *
+find_cache(const char *instance, const char *path)
+{
+	for (DescribeCache *c = caches; c; c = c->next)
+	{
+		if (strcmp(c->instance, instance) == 0 && strcmp(c->path, path) == 0)
+			return c;
+	}
+	return NULL;
+}
+
+/* searchableFields: [["email"],["id"],["a","b"]]; compound keys are skipped. */
+static List *
+fetch_searchable(MarketoConn *conn, const char *path)
+{
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
+											  "marketo_fdw describe",
+											  ALLOCSET_SMALL_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	struct json_object *root = marketo_call(conn, "GET", path, NULL, NULL, NULL);
+	struct json_object *result = json_object_object_get(root, "result");
+	struct json_object *fields = NULL;
+	List	   *searchable = NIL;
+
+	if (result && json_object_is_type(result, json_type_array) &&
+		json_object_array_length(result) > 0)
+		fields = json_object_object_get(json_object_array_get_idx(result, 0),
+										"searchableFields");
+	MemoryContextSwitchTo(TopMemoryContext);
+	if (fields && json_object_is_type(fields, json_type_array))
+	{
+		for (size_t i = 0; i < json_object_array_length(fields); i++)
+		{
+			struct json_object *key = json_object_array_get_idx(fields, i);
+
+			if (json_object_is_type(key, json_type_array) &&
+				json_object_array_length(key) == 1)
+				searchable = lappend(searchable,
+									 pstrdup(json_object_get_string(json_object_array_get_idx(key, 0))));
+		}
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
+	return searchable;
+}
+
+bool
+marketo_field_searchable(MarketoConn *conn, const MarketoObject *obj,
+						 const char *field, int64 cache_ttl_ms)
+{
+	DescribeCache *cache;
+	TimestampTz now = GetCurrentTimestamp();
+	ListCell   *lc;
+
+	if (marketo_object_field_searchable(obj, field))
+		return true;
+	if (obj->describe_path == NULL)
+		return false;
+
+	cache = find_cache(conn->instance, obj->describe_path);
+	if (cache == NULL || TimestampDifferenceExceeds(cache->fetched_at, now,
+													(int) Min(cache_ttl_ms, INT_MAX)))
+	{
+		List	   *searchable = fetch_searchable(conn, obj->describe_path);
+
+		if (cache == NULL)
+		{
+			cache = MemoryContextAllocZero(TopMemoryContext, sizeof(DescribeCache));
+			cache->instance = MemoryContextStrdup(TopMemoryContext, conn->instance);
+			cache->path = MemoryContextStrdup(TopMemoryContext, obj->describe_path);
+			cache->next = caches;
+			caches = cache;
+		}
+		else
+			list_free_deep(cache->searchable);
+		cache->searchable = searchable;
+		cache->fetched_at = now;
+	}
+
+	foreach(lc, cache->searchable)
+	{
+		if (pg_strcasecmp(lfirst(lc), field) == 0)
+			return true;
+	}
+	return false;
+}

@@ -1,0 +1,23 @@
+/*-------------------------------------------------------------------------
+ * describe.h
+ *		An instance's field metadata (describe2), cached per backend.
+ *-------------------------------------------------------------------------
+ */
+#ifndef MARKETO_DESCRIBE_H
+#define MARKETO_DESCRIBE_H
+
+#include "postgres.h"
+
+#include "objects.h"
+#include "options.h"
+
+/*
+ * Whether Marketo can filter obj by field on conn's instance: the object's
+ * standard searchable fields answer without a call; any other field costs
+ * one describe call per backend and cache_ttl.
+ */
+extern bool marketo_field_searchable(MarketoConn *conn,
+									 const MarketoObject *obj,
+									 const char *field, int64 cache_ttl_ms);
+
+#endif							/* MARKETO_DESCRIBE_H */
