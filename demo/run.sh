@@ -65,7 +65,7 @@ SQL
 cat >"$WORK/stop.sh" <<STOP
 #!/usr/bin/env bash
 runuser -u $RUN_USER -- "$BIN/pg_ctl" -D "$PGDATA" -m fast stop 2>/dev/null || "$BIN/pg_ctl" -D "$PGDATA" -m fast stop
-kill $MOCK_PID 2>/dev/null
+pkill -f -- "--port-file $WORK/mock.port"
 rm -rf "$WORK"
 STOP
 chmod +x "$WORK/stop.sh"

@@ -29,7 +29,8 @@ SELECT data_calls('GET /rest/v1/leads.json');
 SELECT mock_reset();
 SELECT mock_fault('{"kind": "expire_token", "after": 1, "path": "/rest/v1/leads.json"}');
 SELECT count(*), count(DISTINCT id) FROM mkto.leads WHERE segment = 'enterprise';
-SELECT data_calls('GET /rest/v1/leads.json') AS data_calls, error_calls('602') AS expired;
+SELECT data_calls('GET /rest/v1/leads.json') AS data_calls, error_calls('602') AS expired,
+       (mock('GET', '/_mock/summary')->>'identity_calls')::int AS new_tokens;
 -- the call after the 602 repeats its nextPageToken
 SELECT token IS NOT NULL AND token = next_token AS same_page_repeated
   FROM (SELECT c->>'code' AS code, c->'params'->>'nextPageToken' AS token,

@@ -54,13 +54,13 @@ CREATE FUNCTION masked(t text) RETURNS text LANGUAGE sql AS $$
     '\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[+-]\d\d', '<timestamp>', 'g'),
     '\d+ calls counted', '<n> calls counted', 'g'); $$;
 CREATE FUNCTION try(query text,
-  OUT sqlstate text, OUT message text, OUT detail text, OUT hint text)
+  OUT state text, OUT message text, OUT detail text, OUT hint text)
 LANGUAGE plpgsql AS $$
 BEGIN
   EXECUTE query;
-  sqlstate := '00000';
+  state := '00000';
 EXCEPTION WHEN others THEN
-  GET STACKED DIAGNOSTICS sqlstate = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
+  GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT,
                           detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
   message := masked(message); detail := masked(detail); hint := masked(hint);
 END $$;

@@ -258,7 +258,7 @@ raise_quota_exhausted(const MarketoConn *conn, const HttpRequest *req,
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-			 errmsg("Marketo daily API quota of instance %s reached",
+			 errmsg("Marketo daily API quota for instance \"%s\" is used up",
 					conn->instance),
 			 errdetail("Marketo error 607: %s (endpoint %s %s; requestId %s).",
 					   answer->message ? answer->message : "no message",

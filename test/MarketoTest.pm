@@ -87,11 +87,22 @@ sub control
 	return $json->decode($res->{content});
 }
 
-sub reset { my $self = shift; $self->control('POST', '/_mock/reset'); }
+# a clean log and no faults; issued tokens stay valid unless asked otherwise
+sub reset
+{
+	my ($self, %opt) = @_;
+	$self->control('POST', '/_mock/reset',
+		{ keep_tokens => JSON::PP::true, %opt });
+}
 sub fault { my ($self, %f) = @_; $self->control('POST', '/_mock/fault', \%f); }
 sub config { my ($self, %c) = @_; $self->control('POST', '/_mock/config', \%c); }
 sub summary { my $self = shift; return $self->control('GET', '/_mock/summary'); }
-sub calls { my $self = shift; return $self->control('GET', '/_mock/log')->{calls}; }
+# the REST calls logged since the last reset (identity calls aside)
+sub calls
+{
+	my $self = shift;
+	return [ grep { $_->{kind} eq 'rest' } @{ $self->control('GET', '/_mock/log')->{calls} } ];
+}
 
 sub stop
 {

@@ -88,7 +88,9 @@ start_mock() {
 	export MARKETO_MOCK_URL
 }
 
+# the mock runs in its own session (it outlives the demo script), so it is
+# found by its port file, unique to this work directory
 stop_mock() {
-	[ -n "$MOCK_PID" ] && kill "$MOCK_PID" 2>/dev/null || true
+	pkill -f -- "--port-file $WORK/mock.port" 2>/dev/null || true
 	MOCK_PID=""
 }

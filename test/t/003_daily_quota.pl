@@ -54,6 +54,12 @@ is(scalar(@{ $mock->calls }), 1, 'without calling Marketo again');
 is($node->safe_psql('postgres', "SELECT errors_607 FROM marketo_fdw_status()"), '1',
 	'marketo_fdw_status counts the 607');
 
+# the client secret and access tokens reach no log line of ours (the
+# statement log of CREATE USER MAPPING is PostgreSQL's own)
+my @leaks = grep { /mock-secret|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}:ab/ && !/statement:|^\s/ }
+  split /\n/, slurp_file($node->logfile);
+is(scalar(@leaks), 0, 'no secret or token in the server log') or diag join("\n", @leaks);
+
 $node->stop;
 $mock->stop;
 done_testing();
