@@ -100,6 +100,7 @@ CREATE TABLE crm_contacts (email text PRIMARY KEY, owner text);
 INSERT INTO crm_contacts VALUES
   ('lead3@example.com', 'ana'), ('lead4@example.com', 'bo'),
   ('lead5@example.com', 'cy'), ('nobody@example.com', 'dee');
+ANALYZE crm_contacts;
 
 SELECT mock_reset();
 SELECT count(*) FROM mock_log();

@@ -53,6 +53,7 @@ typedef struct MarketoRelInfo
 	Oid			filter_type;
 	bool		filter_is_array;
 	int			nvalues;		/* -1: known only at execution */
+	double		est_values;		/* the planner's guess when nvalues is -1 */
 
 	List	   *fields;			/* String */
 	List	   *attnums;		/* Integer */
@@ -67,6 +68,7 @@ typedef struct FilterCandidate
 	Expr	   *value;
 	bool		is_array;
 	int			nvalues;
+	double		est_values;
 } FilterCandidate;
 
 int
@@ -115,6 +117,30 @@ is_equality(Oid opno)
 	return get_oprrest(opno) == F_EQSEL;
 }
 
+/*
+ * Rows an initplan is expected to return, for a filter like
+ * email = ANY (ARRAY(SELECT ...)): the values of its Param.  -1 if param
+ * is not set by an initplan of this query level.
+ */
+static double
+initplan_rows(PlannerInfo *root, Node *value)
+{
+	Param	   *param = (Param *) strip_relabel(value);
+	ListCell   *lc;
+
+	if (!IsA(param, Param) || param->paramkind != PARAM_EXEC)
+		return -1;
+	foreach(lc, root->init_plans)
+	{
+		SubPlan    *subplan = lfirst(lc);
+
+		if (list_member_int(subplan->setParam, param->paramid))
+			return ((Plan *) list_nth(root->glob->subplans,
+									  subplan->plan_id - 1))->plan_rows;
+	}
+	return -1;
+}
+
 /* Values of an array value known at plan time, else -1. */
 static int
 count_array_values(Node *value)
@@ -133,8 +159,8 @@ count_array_values(Node *value)
 
 /* Is rinfo "col = value" or "col = ANY (values)" on a searchable field? */
 static bool
-match_filter(RestrictInfo *rinfo, RelOptInfo *baserel, MarketoRelInfo *info,
-			 FilterCandidate *cand)
+match_filter(PlannerInfo *root, RestrictInfo *rinfo, RelOptInfo *baserel,
+			 MarketoRelInfo *info, FilterCandidate *cand)
 {
 	Expr	   *clause = rinfo->clause;
 	Node	   *left;
@@ -169,6 +195,8 @@ match_filter(RestrictInfo *rinfo, RelOptInfo *baserel, MarketoRelInfo *info,
 		right = lsecond(saop->args);
 		cand->is_array = true;
 		cand->nvalues = count_array_values(right);
+		if (cand->nvalues < 0)
+			cand->est_values = initplan_rows(root, right);
 	}
 	else
 		return false;
@@ -198,7 +226,7 @@ candidate_rank(const FilterCandidate *c)
 }
 
 static void
-choose_filter(RelOptInfo *baserel, MarketoRelInfo *info)
+choose_filter(PlannerInfo *root, RelOptInfo *baserel, MarketoRelInfo *info)
 {
 	ListCell   *lc;
 	FilterCandidate best = {0};
@@ -208,7 +236,7 @@ choose_filter(RelOptInfo *baserel, MarketoRelInfo *info)
 	{
 		FilterCandidate cand;
 
-		if (!match_filter(lfirst_node(RestrictInfo, lc), baserel, info, &cand))
+		if (!match_filter(root, lfirst_node(RestrictInfo, lc), baserel, info, &cand))
 			continue;
 		if (!found || candidate_rank(&cand) < candidate_rank(&best) ||
 			(candidate_rank(&cand) == candidate_rank(&best) &&
@@ -226,6 +254,8 @@ choose_filter(RelOptInfo *baserel, MarketoRelInfo *info)
 	info->filter_value = best.value;
 	info->filter_is_array = best.is_array;
 	info->nvalues = best.nvalues;
+	info->est_values = best.nvalues >= 0 ? best.nvalues
+		: best.est_values > 0 ? best.est_values : PARAM_VALUES_GUESS;
 	info->filter_type = exprType((Node *) best.value);
 	if (best.is_array)
 		info->filter_type = get_element_type(info->filter_type);
@@ -286,7 +316,7 @@ marketoGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel,
 	info->nvalues = -1;
 	baserel->fdw_private = info;
 
-	choose_filter(baserel, info);
+	choose_filter(root, baserel, info);
 	choose_fields(baserel, info);
 
 	if (info->filter_field == NULL)
@@ -296,7 +326,7 @@ marketoGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel,
 	}
 	else
 	{
-		int			nvalues = info->nvalues >= 0 ? info->nvalues : PARAM_VALUES_GUESS;
+		int			nvalues = (int) Min(info->est_values, INT_MAX);
 
 		info->est_calls = Max(1, marketo_filter_calls(nvalues,
 													  info->topts->object->max_filter_values));
@@ -370,8 +400,9 @@ marketoGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel,
 							private, NIL, NIL, outer_plan);
 }
 
-static char *
-join_strings(List *strings)
+/* "a,b,c" from a List of String: Marketo's list parameters, and EXPLAIN */
+char *
+marketo_join_strings(List *strings)
 {
 	StringInfoData buf;
 	ListCell   *lc;
@@ -403,7 +434,7 @@ marketoExplainForeignScan(ForeignScanState *node, ExplainState *es)
 			ExplainPropertyText("Marketo Filter Values", "from parameter", es);
 	}
 	ExplainPropertyText("Marketo Fields",
-						join_strings(list_nth(private, PLAN_FIELDS)), es);
+						marketo_join_strings(list_nth(private, PLAN_FIELDS)), es);
 	ExplainPropertyInteger("Marketo Estimated Calls", NULL,
 						   intVal(list_nth(private, PLAN_EST_CALLS)), es);
 	if (es->analyze)

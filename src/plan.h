@@ -28,6 +28,8 @@ typedef enum MarketoPlanIndex
 	PLAN_N_ITEMS
 } MarketoPlanIndex;
 
+extern char *marketo_join_strings(List *strings);
+
 /* Estimated calls to look up nvalues values of one filter. */
 extern int	marketo_filter_calls(int nvalues, int max_values);
 

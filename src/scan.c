@@ -92,18 +92,6 @@ init_columns(MarketoScanState *st, Relation rel, List *attnums)
 	}
 }
 
-static char *
-join_fields(List *fields)
-{
-	StringInfoData buf;
-	ListCell   *lc;
-
-	initStringInfo(&buf);
-	foreach(lc, fields)
-		appendStringInfo(&buf, "%s%s", buf.len ? "," : "", strVal(lfirst(lc)));
-	return buf.data;
-}
-
 void
 marketoBeginForeignScan(ForeignScanState *node, int eflags)
 {
@@ -122,7 +110,7 @@ marketoBeginForeignScan(ForeignScanState *node, int eflags)
 	st->filter_field = field[0] ? pstrdup(field) : NULL;
 	st->filter_is_array = boolVal(list_nth(private, PLAN_FILTER_IS_ARRAY));
 	st->filter_type = intVal(list_nth(private, PLAN_FILTER_TYPE));
-	st->fields = join_fields(list_nth(private, PLAN_FIELDS));
+	st->fields = marketo_join_strings(list_nth(private, PLAN_FIELDS));
 	st->est_calls = intVal(list_nth(private, PLAN_EST_CALLS));
 	if (plan->fdw_exprs != NIL)
 		st->filter_value = ExecInitExpr(linitial(plan->fdw_exprs),

@@ -13,6 +13,11 @@ trap 'stop_mock' EXIT
 # TESTS=regress or TESTS=tap runs one kind only (development)
 TESTS=${TESTS:-all}
 status=0
+if [ "$TESTS" = all ]; then
+	say "mock Marketo self-test"
+	as_pg python3 "$WORK/test/mock_selftest.py" || status=1
+fi
+
 if [ "$TESTS" != tap ]; then
 # a fixed port: error messages name the instance (host:port)
 start_mock "${MARKETO_MOCK_PORT:-54380}" --rate-window 2
