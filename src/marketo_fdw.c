@@ -61,7 +61,11 @@ define_gucs(void)
 							5, 0, 100,
 							PGC_USERSET, 0,
 							NULL, NULL, NULL);
+#if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("marketo_fdw");
+#else
+	EmitWarningsOnPlaceholders("marketo_fdw");
+#endif
 }
 
 void

@@ -385,7 +385,7 @@ marketoGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel,
 		refuse_unfiltered_scan(info, foreigntableid);
 
 	private = lappend(private, makeString(info->filter_field ? info->filter_field : ""));
-	private = lappend(private, makeBoolean(info->filter_is_array));
+	private = lappend(private, makeInteger(info->filter_is_array));
 	private = lappend(private, makeInteger(info->filter_type));
 	private = lappend(private, makeInteger(info->nvalues));
 	private = lappend(private, info->fields);

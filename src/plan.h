@@ -19,7 +19,8 @@
 typedef enum MarketoPlanIndex
 {
 	PLAN_FILTER_FIELD,			/* String: Marketo filterType, "" if none */
-	PLAN_FILTER_IS_ARRAY,		/* Boolean: col = ANY (array) */
+	PLAN_FILTER_IS_ARRAY,		/* Integer 0/1: col = ANY (array); no
+								 * Boolean node before PostgreSQL 15 */
 	PLAN_FILTER_TYPE,			/* Integer: type of the value (element) */
 	PLAN_FILTER_NVALUES,		/* Integer: values known at plan time, -1 */
 	PLAN_FIELDS,				/* List of String: the fields= list */

@@ -108,7 +108,7 @@ marketoBeginForeignScan(ForeignScanState *node, int eflags)
 	st->conn = marketo_conn_for_table(RelationGetRelid(rel));
 	st->object = marketo_table_options(RelationGetRelid(rel))->object;
 	st->filter_field = field[0] ? pstrdup(field) : NULL;
-	st->filter_is_array = boolVal(list_nth(private, PLAN_FILTER_IS_ARRAY));
+	st->filter_is_array = intVal(list_nth(private, PLAN_FILTER_IS_ARRAY)) != 0;
 	st->filter_type = intVal(list_nth(private, PLAN_FILTER_TYPE));
 	st->fields = marketo_join_strings(list_nth(private, PLAN_FIELDS));
 	st->est_calls = intVal(list_nth(private, PLAN_EST_CALLS));

@@ -56,6 +56,28 @@ $mock->reset;
 is($node->safe_psql('postgres', "SELECT count(*) FROM leads WHERE id IN (3, 4)"), '2',
 	'lookups work after the termination');
 
+# Waiting for a slot is visible and honours statement_timeout: both slots
+# are held by slow calls, a third lookup waits and times out.
+my @slow = (start_slow_lookup(), start_slow_lookup());
+ok(wait_for("SELECT in_flight FROM marketo_fdw_status()", '2'), 'two slow calls hold both slots');
+my $waiter = IPC::Run::start(
+	[ 'psql', '-X', '-d', $node->connstr('postgres'), '-c',
+	  "SET statement_timeout = '1s'; SELECT email FROM leads WHERE id = 9" ],
+	'>', \my $wout, '2>', \my $werr);
+ok(wait_for(q{SELECT count(*) FROM marketo_fdw_progress WHERE waiting_for = 'concurrency slot'}, '1'),
+	'marketo_fdw_progress shows the third lookup waiting for a slot');
+is($node->safe_psql('postgres', q{
+	SELECT wait_event_type FROM pg_stat_activity
+	 WHERE pid = (SELECT pid FROM marketo_fdw_progress WHERE waiting_for = 'concurrency slot')}),
+	'Extension', 'pg_stat_activity shows the wait');
+$waiter->finish;
+like($werr, qr/canceling statement due to statement timeout/, 'the wait ends at statement_timeout');
+$node->safe_psql('postgres', q{
+	SELECT pg_terminate_backend(pid) FROM marketo_fdw_progress WHERE object = 'leads'});
+$_->finish for @slow;
+ok(wait_for("SELECT in_flight FROM marketo_fdw_status()", '0'), 'all slots came back');
+$mock->reset;
+
 # SIGKILL while holding a slot: the postmaster restarts, the governor starts clean
 $h = start_slow_lookup();
 ok(wait_for("SELECT in_flight FROM marketo_fdw_status()", '1'), 'another slow call holds a slot');
