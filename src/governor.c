@@ -94,12 +94,32 @@ PG_FUNCTION_INFO_V1(marketo_fdw_status);
 #define MY_PROCNO			(MyProc->pgprocno)
 #endif
 
-/* Where callers disagree on a limit, the smallest wins; 0 is "not known" */
+/* Where servers disagree on a limit, the smallest wins; 0 is "not known" */
 #define LOWER_LIMIT(limit, wanted) \
 	do { \
 		if ((limit) == 0 || (wanted) < (limit)) \
 			(limit) = (wanted); \
 	} while (0)
+
+/*
+ * The servers (of any database) whose limits apply to an instance.  A
+ * server's limits stop applying when it has not called for a while, so an
+ * ALTER SERVER that raises a limit takes effect at once, and a server no
+ * longer used does not hold the instance down forever.
+ */
+#define GOV_MAX_SOURCES		8
+#define GOV_SOURCE_TTL_MS	(10 * 60 * 1000)
+
+typedef struct GovLimitSource
+{
+	Oid			dbid;			/* InvalidOid: unused */
+	Oid			serverid;
+	TimestampTz seen_at;
+	int			rate_limit;
+	int			max_concurrency;
+	int64		daily_quota;
+	int			bulk_export_mb;
+} GovLimitSource;
 
 /* A call in flight. */
 typedef struct GovSlot
@@ -131,7 +151,8 @@ typedef struct GovInstance
 	ConditionVariable cv;		/* broadcast whenever a slot is freed */
 	slock_t		mutex;			/* protects all that follows */
 
-	/* Limits in force: the smallest any caller passed */
+	/* Limits in force: the smallest of the servers that called lately */
+	GovLimitSource sources[GOV_MAX_SOURCES];
 	int			rate_limit;
 	int			max_concurrency;
 	int64		daily_quota;
@@ -547,15 +568,54 @@ instance_lock(GovInstance *inst, int32 today)
 	}
 }
 
-/* Under the spinlock. */
-static void
-apply_limits(GovInstance *inst, const MarketoConn *conn)
+/* conn's server among the instance's sources: its own entry, or the stalest. */
+static GovLimitSource *
+limit_source(GovInstance *inst, const MarketoConn *conn)
 {
-	LOWER_LIMIT(inst->rate_limit, Min(conn->rate_limit, GOV_RING_SIZE));
-	LOWER_LIMIT(inst->max_concurrency,
-				Min(conn->max_concurrency, GOV_MAX_SLOTS));
-	LOWER_LIMIT(inst->daily_quota, conn->daily_quota);
-	LOWER_LIMIT(inst->bulk_export_mb, conn->bulk_export_mb);
+	GovLimitSource *stalest = &inst->sources[0];
+
+	for (int i = 0; i < GOV_MAX_SOURCES; i++)
+	{
+		GovLimitSource *src = &inst->sources[i];
+
+		if (src->dbid == MyDatabaseId && src->serverid == conn->serverid)
+			return src;
+		if (src->seen_at < stalest->seen_at)
+			stalest = src;
+	}
+	return stalest;
+}
+
+/*
+ * Under the spinlock: record conn's limits and put in force the smallest
+ * of every server that called within GOV_SOURCE_TTL_MS.
+ */
+static void
+apply_limits(GovInstance *inst, const MarketoConn *conn, TimestampTz now)
+{
+	GovLimitSource *src = limit_source(inst, conn);
+	TimestampTz since = TimestampTzPlusMilliseconds(now, -GOV_SOURCE_TTL_MS);
+
+	src->dbid = MyDatabaseId;
+	src->serverid = conn->serverid;
+	src->seen_at = now;
+	src->rate_limit = Min(conn->rate_limit, GOV_RING_SIZE);
+	src->max_concurrency = Min(conn->max_concurrency, GOV_MAX_SLOTS);
+	src->daily_quota = conn->daily_quota;
+	src->bulk_export_mb = conn->bulk_export_mb;
+
+	inst->rate_limit = inst->max_concurrency = 0;
+	inst->daily_quota = inst->bulk_export_mb = 0;
+	for (int i = 0; i < GOV_MAX_SOURCES; i++)
+	{
+		src = &inst->sources[i];
+		if (src->dbid == InvalidOid || src->seen_at < since)
+			continue;
+		LOWER_LIMIT(inst->rate_limit, src->rate_limit);
+		LOWER_LIMIT(inst->max_concurrency, src->max_concurrency);
+		LOWER_LIMIT(inst->daily_quota, src->daily_quota);
+		LOWER_LIMIT(inst->bulk_export_mb, src->bulk_export_mb);
+	}
 }
 
 /* conn's instance, locked, with conn's limits applied. */
@@ -563,9 +623,10 @@ static GovInstance *
 lock_instance(const MarketoConn *conn)
 {
 	GovInstance *inst = &gov->instances[instance_index(conn->instance)];
+	TimestampTz now = GetCurrentTimestamp();
 
-	instance_lock(inst, current_day(GetCurrentTimestamp()));
-	apply_limits(inst, conn);
+	instance_lock(inst, current_day(now));
+	apply_limits(inst, conn, now);
 	return inst;
 }
 
@@ -843,7 +904,7 @@ try_admit(GovInstance *inst, const MarketoConn *conn, TimestampTz now,
 		  int32 today, Admission *adm)
 {
 	instance_lock(inst, today);
-	apply_limits(inst, conn);
+	apply_limits(inst, conn, now);
 	adm->verdict = admission_verdict(inst, now, adm);
 	if (adm->verdict == ADMITTED)
 	{

@@ -207,7 +207,7 @@ check_call_budget(MarketoScanState *st)
 		: st->est_calls;
 	if (marketo_statement_calls() + needed > marketo_max_calls_per_statement)
 		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("Marketo scan would need at least %d API calls, over marketo_fdw.max_calls_per_statement (%d)",
 						needed, marketo_max_calls_per_statement)));
 }

@@ -88,6 +88,21 @@ my $status = $node->safe_psql('postgres',
 	"SELECT rate_limit, max_concurrency, in_flight, errors_606, errors_615 FROM marketo_fdw_status()");
 is($status, '20|3|0|0|0', 'marketo_fdw_status tells the limits and that nothing is in flight');
 
+# A raised limit takes effect at once (the smallest of the servers in use wins)
+$node->safe_psql('postgres', "ALTER SERVER mkto OPTIONS (SET rate_limit '40')");
+$node->safe_psql('postgres', "SELECT email FROM leads WHERE id = 1");
+is($node->safe_psql('postgres', "SELECT rate_limit FROM marketo_fdw_status()"), '40',
+	'ALTER SERVER raising rate_limit applies without a restart');
+$node->safe_psql('postgres', qq{
+	CREATE SERVER mkto_low FOREIGN DATA WRAPPER marketo_fdw
+	  OPTIONS (base_url '@{[ $mock->url ]}', rate_limit '10');
+	CREATE USER MAPPING FOR PUBLIC SERVER mkto_low
+	  OPTIONS (client_id 'mock-client', client_secret 'mock-secret');
+	CREATE FOREIGN TABLE leads_low (id integer, email text) SERVER mkto_low OPTIONS (object 'leads');
+	SELECT email FROM leads_low WHERE id = 2;});
+is($node->safe_psql('postgres', "SELECT count(*), min(rate_limit) FROM marketo_fdw_status()"), '1|10',
+	'two servers of one instance share one state, and the smaller limit wins');
+
 $node->stop;
 $mock->stop;
 done_testing();
