@@ -14,7 +14,8 @@ OBJS = \
 	src/governor_token.o \
 	src/progress.o \
 	src/convert.o \
-	src/describe.o
+	src/describe.o \
+	src/import.o
 
 EXTENSION = marketo_fdw
 DATA = sql/marketo_fdw--1.0.sql
@@ -27,7 +28,7 @@ SHLIB_LINK = $(shell pkg-config --libs libcurl json-c)
 # pg_regress: a temporary instance that preloads the library (the governor
 # lives in shared memory); the mock Marketo must already be running and its
 # URL exported as MARKETO_MOCK_URL (test/run-tests does both).
-REGRESS = setup options leads_lookup leads_paging leads_errors
+REGRESS = setup options leads_lookup leads_paging import leads_errors
 REGRESS_OPTS = --temp-instance=./tmp_check --temp-config=$(srcdir)/test/regress.conf \
 	--load-extension=marketo_fdw
 

@@ -30,11 +30,7 @@ CREATE SERVER mkto FOREIGN DATA WRAPPER marketo_fdw OPTIONS (base_url :'mock_url
 CREATE USER MAPPING FOR CURRENT_USER SERVER mkto
   OPTIONS (client_id 'mock-client', client_secret 'mock-secret');
 CREATE SCHEMA mkto;
-CREATE FOREIGN TABLE mkto.leads (
-  id integer, email text, first_name text, last_name text, company text,
-  segment text, lead_score integer, pct_complete numeric, annual_revenue numeric,
-  unsubscribed boolean, created_at timestamptz
-) SERVER mkto OPTIONS (object 'leads');
+IMPORT FOREIGN SCHEMA marketo FROM SERVER mkto INTO mkto;
 CREATE SCHEMA crm;
 CREATE TABLE crm.contacts (email text PRIMARY KEY, account_owner text);
 INSERT INTO crm.contacts VALUES
@@ -43,6 +39,8 @@ INSERT INTO crm.contacts VALUES
 SQL
 
 psql_demo <<'SQL'
+\echo '--- 0. IMPORT FOREIGN SCHEMA made the tables from the instance describe (1 call)'
+\d mkto.leads
 \echo '--- 1. one lead by email (1 API call)'
 SELECT id, email, first_name, last_name, lead_score, created_at
   FROM mkto.leads WHERE email = 'lead7@example.com';

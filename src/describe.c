@@ -41,6 +41,22 @@ find_cache(const char *instance, const char *path)
 	return NULL;
 }
 
+/* The first result of describe2: {"name", "searchableFields", "fields"}. */
+static struct json_object *
+describe_object(MarketoConn *conn, const char *path)
+{
+	struct json_object *root = marketo_call(conn, "GET", path, NULL, NULL, NULL);
+	struct json_object *result = json_object_object_get(root, "result");
+
+	if (result && json_object_is_type(result, json_type_array) &&
+		json_object_array_length(result) > 0)
+		return json_object_array_get_idx(result, 0);
+	ereport(ERROR,
+			(errcode(ERRCODE_FDW_INVALID_DATA_TYPE),
+			 errmsg("Marketo's answer to %s describes nothing", path)));
+	return NULL;				/* keep compiler quiet */
+}
+
 /* searchableFields: [["email"],["id"],["a","b"]]; compound keys are skipped. */
 static List *
 fetch_searchable(MarketoConn *conn, const char *path)
@@ -49,15 +65,10 @@ fetch_searchable(MarketoConn *conn, const char *path)
 											  "marketo_fdw describe",
 											  ALLOCSET_SMALL_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(cxt);
-	struct json_object *root = marketo_call(conn, "GET", path, NULL, NULL, NULL);
-	struct json_object *result = json_object_object_get(root, "result");
-	struct json_object *fields = NULL;
+	struct json_object *fields = json_object_object_get(describe_object(conn, path),
+														 "searchableFields");
 	List	   *searchable = NIL;
 
-	if (result && json_object_is_type(result, json_type_array) &&
-		json_object_array_length(result) > 0)
-		fields = json_object_object_get(json_object_array_get_idx(result, 0),
-										"searchableFields");
 	MemoryContextSwitchTo(TopMemoryContext);
 	if (fields && json_object_is_type(fields, json_type_array))
 	{
@@ -115,4 +126,37 @@ marketo_field_searchable(MarketoConn *conn, const MarketoObject *obj,
 			return true;
 	}
 	return false;
+}
+
+List *
+marketo_describe_fields(MarketoConn *conn, const MarketoObject *obj)
+{
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
+											  "marketo_fdw describe",
+											  ALLOCSET_SMALL_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	struct json_object *fields = json_object_object_get(describe_object(conn, obj->describe_path),
+														 "fields");
+	List	   *result = NIL;
+
+	MemoryContextSwitchTo(old);
+	if (fields && json_object_is_type(fields, json_type_array))
+	{
+		for (size_t i = 0; i < json_object_array_length(fields); i++)
+		{
+			struct json_object *field = json_object_array_get_idx(fields, i);
+			struct json_object *name = json_object_object_get(field, "name");
+			struct json_object *type = json_object_object_get(field, "dataType");
+			MarketoFieldDesc *desc;
+
+			if (name == NULL || !json_object_is_type(name, json_type_string))
+				continue;
+			desc = palloc(sizeof(MarketoFieldDesc));
+			desc->name = pstrdup(json_object_get_string(name));
+			desc->data_type = pstrdup(type ? json_object_get_string(type) : "string");
+			result = lappend(result, desc);
+		}
+	}
+	MemoryContextDelete(cxt);
+	return result;
 }

@@ -20,4 +20,15 @@ extern bool marketo_field_searchable(MarketoConn *conn,
 									 const MarketoObject *obj,
 									 const char *field, int64 cache_ttl_ms);
 
+/* One field of an object, as describe2 lists it. */
+typedef struct MarketoFieldDesc
+{
+	char	   *name;			/* REST name, e.g. "firstName" */
+	char	   *data_type;		/* Marketo dataType, e.g. "string" */
+} MarketoFieldDesc;
+
+/* Every field of obj on conn's instance: one describe call, not cached. */
+extern List *marketo_describe_fields(MarketoConn *conn,
+									 const MarketoObject *obj);
+
 #endif							/* MARKETO_DESCRIBE_H */

@@ -14,6 +14,7 @@
 
 #include "governor.h"
 #include "http.h"
+#include "import.h"
 #include "options.h"
 #include "plan.h"
 #include "scan.h"
@@ -89,6 +90,7 @@ marketo_fdw_handler(PG_FUNCTION_ARGS)
 	routine->IterateForeignScan = marketoIterateForeignScan;
 	routine->ReScanForeignScan = marketoReScanForeignScan;
 	routine->EndForeignScan = marketoEndForeignScan;
+	routine->ImportForeignSchema = marketoImportForeignSchema;
 
 	PG_RETURN_POINTER(routine);
 }

@@ -50,6 +50,18 @@ marketo_object_lookup(const char *name)
 	return NULL;
 }
 
+int
+marketo_object_count(void)
+{
+	return lengthof(objects);
+}
+
+const MarketoObject *
+marketo_object_at(int i)
+{
+	return &objects[i];
+}
+
 const char *
 marketo_object_names(void)
 {

@@ -38,6 +38,8 @@ typedef struct MarketoObject
 } MarketoObject;
 
 extern const MarketoObject *marketo_object_lookup(const char *name);
+extern int	marketo_object_count(void);
+extern const MarketoObject *marketo_object_at(int i);
 extern const char *marketo_object_names(void);	/* "leads, activities, ..." */
 extern bool marketo_object_field_searchable(const MarketoObject *obj,
 											const char *field);
