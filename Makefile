@@ -11,6 +11,9 @@ OBJS = \
 	src/transport.o \
 	src/errors.o \
 	src/governor.o \
+	src/governor_day.o \
+	src/governor_file.o \
+	src/governor_status.o \
 	src/governor_token.o \
 	src/progress.o \
 	src/convert.o \

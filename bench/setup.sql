@@ -72,7 +72,7 @@ LANGUAGE sql IMMUTABLE AS $$
 -- waits for the governor.
 CREATE FUNCTION bench.loopback_lookups(batches integer, per_batch integer,
   pause_s float8, OUT lookups integer, OUT mean_us float8,
-  OUT median_us float8, OUT found integer)
+  OUT median_us float8, OUT hits integer)
 LANGUAGE plpgsql AS $$
 DECLARE
   t0 timestamptz;
@@ -80,7 +80,7 @@ DECLARE
   v text;
   id integer := 100;
 BEGIN
-  found := 0;
+  hits := 0;
   -- warm up: the token, the connection, the catalog caches
   FOR i IN 1..5 LOOP
     EXECUTE format('SELECT email FROM bench.leads WHERE id = %s', i) INTO v;
@@ -92,7 +92,7 @@ BEGIN
       t0 := clock_timestamp();
       EXECUTE format('SELECT email FROM bench.leads WHERE id = %s', id) INTO v;
       us := us || (extract(epoch FROM clock_timestamp() - t0) * 1e6)::float8;
-      IF v IS NOT NULL THEN found := found + 1; END IF;
+      IF v IS NOT NULL THEN hits := hits + 1; END IF;
     END LOOP;
   END LOOP;
   SELECT count(*), avg(x), bench.median(us) INTO lookups, mean_us, median_us

@@ -49,6 +49,12 @@ SELECT c.owner, l.id, l.first_name
  ORDER BY l.id;
 SELECT data_calls('GET /rest/v1/leads.json');
 
+-- a correlated subquery looks each row up with its own value: one call per outer row
+SELECT mock_reset();
+SELECT c.owner, (SELECT l.id FROM mkto.leads l WHERE l.email = c.email) AS lead_id
+  FROM crm_contacts c ORDER BY c.owner;
+SELECT data_calls('GET /rest/v1/leads.json');
+
 -- duplicates are sent once; a value with a comma is never sent, the answer stays right
 SELECT mock_reset();
 SELECT id FROM mkto.leads WHERE id IN (1, 1, 2, 2, 2) ORDER BY id;

@@ -39,8 +39,14 @@ GRANT USAGE ON FOREIGN DATA WRAPPER marketo_fdw TO regress_marketo_user;
 SET ROLE regress_marketo_user;
 CREATE SERVER mine FOREIGN DATA WRAPPER marketo_fdw
   OPTIONS (base_url 'https://123-ABC-456.mktorest.com', ca_file '/tmp/ca.pem');
+-- nor at a host that is not Marketo's (no request forgery through the backend)
+CREATE SERVER mine FOREIGN DATA WRAPPER marketo_fdw
+  OPTIONS (base_url 'https://intranet.example.com');
+CREATE SERVER mine FOREIGN DATA WRAPPER marketo_fdw
+  OPTIONS (base_url 'https://123-ABC-456.mktorest.com.evil.example');
 CREATE SERVER mine FOREIGN DATA WRAPPER marketo_fdw
   OPTIONS (base_url 'https://123-ABC-456.mktorest.com');
+ALTER SERVER mine OPTIONS (SET base_url 'https://10.0.0.1');
 CREATE USER MAPPING FOR CURRENT_USER SERVER mine
   OPTIONS (client_id 'abc', client_secret 'hunter2');
 RESET ROLE;

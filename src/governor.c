@@ -10,11 +10,12 @@
  * instance lives in shared memory, so the limits hold whichever backend
  * asks; hence the library must be in shared_preload_libraries.
  *
- * Locking: gov->lock, an LWLock, is taken only to find or claim an
- * instance.  Everything else about an instance is under its spinlock, held
- * for a few instructions and never across a wait, an ereport or an HTTP
- * call.  A backend waiting for capacity sleeps on the instance's condition
- * variable with a timeout, so cancel and statement_timeout work.
+ * Locking: governor_shared->lock, an LWLock, is taken only to find or
+ * claim an instance.  Everything else about an instance is under its
+ * spinlock, held for a few instructions and never across a wait, an
+ * ereport or an HTTP call.  A backend waiting for capacity sleeps on the
+ * instance's condition variable with a timeout, so cancel and
+ * statement_timeout work.
  *
  * A call takes a concurrency slot in governor_begin_call and gives it back
  * in governor_end_call.  Each backend also notes the slots it holds, so
@@ -22,51 +23,33 @@
  * backstops give them back.  A crash makes the postmaster reinitialise
  * shared memory, which starts the governor clean.
  *
- * The daily counters survive a clean restart: the postmaster writes them
- * to GOV_STAT_FILE at shutdown and reads them back at startup, as
- * pg_stat_statements does with its statistics.
- *
- * Access tokens are shared too, by governor_token.c.
+ * The rest of the governor: governor_day.c says when Marketo's day starts,
+ * governor_file.c keeps the daily counters over a clean restart,
+ * governor_status.c shows them, governor_token.c shares access tokens.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include <unistd.h>
-
 #include "access/xact.h"
-#include "funcapi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
-#include "pgtime.h"
-#include "storage/condition_variable.h"
-#include "storage/fd.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "storage/procarray.h"
 #include "storage/shmem.h"
-#include "storage/spin.h"
-#include "utils/builtins.h"
-#include "utils/datetime.h"
 #include "utils/timestamp.h"
 #if PG_VERSION_NUM >= 150000
 #include "common/pg_prng.h"
 #endif
 
-#include "governor.h"
-#include "marketo_fdw.h"
+#include "governor_internal.h"
 #include "progress.h"
 
-PG_FUNCTION_INFO_V1(marketo_fdw_status);
-
 #define GOV_TRANCHE			"marketo_fdw"
-#define GOV_MAX_INSTANCES	16
-#define GOV_RING_SIZE		MARKETO_MAX_RATE_LIMIT
-#define GOV_MAX_SLOTS		MARKETO_MAX_CONCURRENCY
 #define GOV_MAX_BULK_RUNNING	2
 #define GOV_MAX_BULK_QUEUED	10	/* the running ones included */
-#define GOV_QUOTA_TIMEZONE	"America/Chicago"	/* where Marketo's day starts */
 
 /* How often a backend waiting for a slot looks for dead slot owners */
 #define GOV_SLOT_RECHECK_MS	1000
@@ -78,13 +61,6 @@ PG_FUNCTION_INFO_V1(marketo_fdw_status);
 
 /* Per-call retry back-off (governor_backoff) */
 #define GOV_RETRY_MIN_BASE_MS	50
-
-#define GOV_STAT_FILE		PGSTAT_STAT_PERMANENT_DIRECTORY "/marketo_fdw_governor.stat"
-#define GOV_STAT_TMPFILE	GOV_STAT_FILE ".tmp"
-#define GOV_STAT_MAGIC		0x4d4b4746	/* "MKGF" */
-#define GOV_STAT_VERSION	1
-
-#define GOV_STATUS_COLS		16
 
 #if PG_VERSION_NUM >= 170000
 #define PROCNO_OF(proc)		GetNumberFromPGProc(proc)
@@ -101,101 +77,8 @@ PG_FUNCTION_INFO_V1(marketo_fdw_status);
 			(limit) = (wanted); \
 	} while (0)
 
-/*
- * The servers (of any database) whose limits apply to an instance.  A
- * server's limits stop applying when it has not called for a while, so an
- * ALTER SERVER that raises a limit takes effect at once, and a server no
- * longer used does not hold the instance down forever.
- */
-#define GOV_MAX_SOURCES		8
+/* How long a server's limits apply after its last call (GovLimitSource) */
 #define GOV_SOURCE_TTL_MS	(10 * 60 * 1000)
-
-typedef struct GovLimitSource
-{
-	Oid			dbid;			/* InvalidOid: unused */
-	Oid			serverid;
-	TimestampTz seen_at;
-	int			rate_limit;
-	int			max_concurrency;
-	int64		daily_quota;
-	int			bulk_export_mb;
-} GovLimitSource;
-
-/* A call in flight. */
-typedef struct GovSlot
-{
-	int			pid;			/* 0: free */
-	int			procno;			/* tells a live owner from a reused pid */
-	TimestampTz started_at;
-} GovSlot;
-
-/*
- * What is counted per Chicago day.  The same struct, after the instance's
- * name, is the record of GOV_STAT_FILE.
- */
-typedef struct GovDay
-{
-	int32		day_key;		/* Julian day number of the date in Chicago */
-	bool		exhausted;		/* Marketo answered 607 */
-	int64		calls;			/* counted calls plus calls in flight */
-	int64		errors_606;
-	int64		errors_615;
-	int64		errors_607;
-	int64		retries;
-	double		bulk_mb;
-} GovDay;
-
-typedef struct GovInstance
-{
-	char		name[GOVERNOR_INSTANCE_LEN];	/* set once, under gov->lock */
-	ConditionVariable cv;		/* broadcast whenever a slot is freed */
-	slock_t		mutex;			/* protects all that follows */
-
-	/* Limits in force: the smallest of the servers that called lately */
-	GovLimitSource sources[GOV_MAX_SOURCES];
-	int			rate_limit;
-	int			max_concurrency;
-	int64		daily_quota;
-	int			bulk_export_mb;
-
-	/*
-	 * End times of the last finished calls, the newest before ring_next.
-	 * Marketo sees a call arrive somewhere between its admission and its
-	 * answer, so a call occupies the window from admission (it is in a slot)
-	 * until one window after its end: no arrival order can then put more
-	 * than rate_limit calls in any window Marketo measures.
-	 */
-	TimestampTz starts[GOV_RING_SIZE];
-	int			ring_next;
-	int			ring_len;
-
-	GovSlot		slots[GOV_MAX_SLOTS];
-
-	/* The pause every backend keeps after Marketo answered 606 or 615 */
-	TimestampTz cooldown_until;
-	TimestampTz throttled_at;	/* when the pause was last lengthened */
-	int			throttle_streak;	/* throttles since the last counted call */
-	GovernorOutcome throttle_kind;
-
-	GovDay		day;
-
-	int			bulk_running;
-	int			bulk_queued;
-} GovInstance;
-
-typedef struct GovShared
-{
-	LWLock	   *lock;			/* claims instances */
-	int			ninstances;
-	GovInstance instances[GOV_MAX_INSTANCES];
-} GovShared;
-
-typedef struct GovFileHeader
-{
-	uint32		magic;
-	uint32		version;
-	int32		count;			/* records that follow */
-} GovFileHeader;
 
 /* What stands between a call and its start. */
 typedef enum Verdict
@@ -227,22 +110,7 @@ typedef struct HeldCall
 	TimestampTz started_at;
 } HeldCall;
 
-/* One instance as marketo_fdw_status() shows it. */
-typedef struct GovSnapshot
-{
-	char		name[GOVERNOR_INSTANCE_LEN];
-	GovDay		day;
-	int64		daily_quota;
-	int			window_calls;
-	int			rate_limit;
-	int			in_flight;
-	int			max_concurrency;
-	TimestampTz cooldown_until;
-	int			bulk_running;
-	int			bulk_queued;
-} GovSnapshot;
-
-static GovShared *gov = NULL;
+GovShared  *governor_shared = NULL;
 static HeldCall held_calls[GOV_MAX_INSTANCES][GOV_MAX_SLOTS];
 
 #if PG_VERSION_NUM >= 150000
@@ -255,7 +123,7 @@ static void governor_shmem_startup(void);
 
 
 /*
- * Shared memory, and the file that keeps the day's counters over a restart
+ * Shared memory
  */
 
 void
@@ -288,192 +156,15 @@ governor_shmem_request(void)
 	RequestNamedLWLockTranche(GOV_TRANCHE, 2);
 }
 
-/*
- * The rules of Marketo's time zone; NULL, after a message at elevel, if
- * this server has no such zone.
- */
-static pg_tz *
-quota_tz(int elevel)
-{
-	static pg_tz *tz = NULL;
-
-	if (tz == NULL)
-	{
-		tz = pg_tzset(GOV_QUOTA_TIMEZONE);
-		if (tz == NULL)
-			ereport(elevel,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("time zone \"%s\" is not available",
-							GOV_QUOTA_TIMEZONE),
-					 errdetail("Marketo counts its daily quota from midnight in that time zone.")));
-	}
-	return tz;
-}
-
-/* The date in Chicago at ts, as a Julian day number. */
-static int32
-day_key_at(TimestampTz ts, pg_tz *tz)
-{
-	struct pg_tm tm;
-	fsec_t		fsec;
-	int			tzoff;
-
-	if (timestamp2tm(ts, &tzoff, &tm, &fsec, NULL, tz) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-				 errmsg("timestamp out of range")));
-	return date2j(tm.tm_year, tm.tm_mon, tm.tm_mday);
-}
-
-static int32
-current_day(TimestampTz now)
-{
-	return day_key_at(now, quota_tz(ERROR));
-}
-
-/* The midnight in Chicago that ends day day_key, daylight saving included. */
-static TimestampTz
-day_end(int32 day_key)
-{
-	struct pg_tm tm;
-	int			tzoff;
-	TimestampTz result;
-
-	memset(&tm, 0, sizeof(tm));
-	j2date(day_key + 1, &tm.tm_year, &tm.tm_mon, &tm.tm_mday);
-	tzoff = DetermineTimeZoneOffset(&tm, quota_tz(ERROR));
-	if (tm2timestamp(&tm, 0, &tzoff, &result) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-				 errmsg("timestamp out of range")));
-	return result;
-}
-
-TimestampTz
-governor_quota_reset_time(void)
-{
-	return day_end(current_day(GetCurrentTimestamp()));
-}
-
-/* Today's records of an open GOV_STAT_FILE into gov; false if it is invalid. */
-static bool
-read_saved_instances(FILE *file, int32 today)
-{
-	GovFileHeader header;
-
-	if (fread(&header, sizeof(header), 1, file) != 1 ||
-		header.magic != GOV_STAT_MAGIC ||
-		header.version != GOV_STAT_VERSION ||
-		header.count < 0 || header.count > GOV_MAX_INSTANCES)
-		return false;
-
-	for (int i = 0; i < header.count; i++)
-	{
-		char		name[GOVERNOR_INSTANCE_LEN];
-		GovDay		day;
-
-		if (fread(name, sizeof(name), 1, file) != 1 ||
-			fread(&day, sizeof(day), 1, file) != 1)
-			return false;
-		name[sizeof(name) - 1] = '\0';
-
-		/* another day's counters are of no use */
-		if (day.day_key == today)
-		{
-			GovInstance *inst = &gov->instances[gov->ninstances++];
-
-			strlcpy(inst->name, name, sizeof(inst->name));
-			inst->day = day;
-		}
-	}
-	return true;
-}
-
-/*
- * Read back the counters the postmaster saved at the last clean shutdown.
- * No locks: no other process is running yet.
- */
-static void
-governor_load(void)
-{
-	FILE	   *file;
-	pg_tz	   *tz;
-
-	tz = quota_tz(LOG);
-	if (tz == NULL)
-		return;
-
-	file = AllocateFile(GOV_STAT_FILE, PG_BINARY_R);
-	if (file == NULL)
-	{
-		if (errno != ENOENT)
-			ereport(LOG,
-					(errcode_for_file_access(),
-					 errmsg("could not read file \"%s\": %m", GOV_STAT_FILE)));
-		return;
-	}
-	if (!read_saved_instances(file, day_key_at(GetCurrentTimestamp(), tz)))
-		ereport(LOG,
-				(errmsg("ignoring invalid data in file \"%s\"", GOV_STAT_FILE)));
-	FreeFile(file);
-
-	/* a crash before the next clean shutdown must not bring these back */
-	unlink(GOV_STAT_FILE);
-}
-
-/*
- * on_shmem_exit in the postmaster: keep the day's counters over a clean
- * restart.  A temporary file and a durable rename mean a crash while
- * writing leaves the old file or none, never half of one.
- */
-static void
-governor_save(int code, Datum arg)
-{
-	FILE	   *file;
-	GovFileHeader header = {GOV_STAT_MAGIC, GOV_STAT_VERSION, gov->ninstances};
-
-	/* after a crash, start clean: the counters may be inconsistent */
-	if (code != 0)
-		return;
-
-	file = AllocateFile(GOV_STAT_TMPFILE, PG_BINARY_W);
-	if (file == NULL ||
-		fwrite(&header, sizeof(header), 1, file) != 1)
-		goto error;
-	for (int i = 0; i < gov->ninstances; i++)
-	{
-		GovInstance *inst = &gov->instances[i];
-
-		if (fwrite(inst->name, sizeof(inst->name), 1, file) != 1 ||
-			fwrite(&inst->day, sizeof(inst->day), 1, file) != 1)
-			goto error;
-	}
-	if (FreeFile(file) != 0)
-	{
-		file = NULL;
-		goto error;
-	}
-	(void) durable_rename(GOV_STAT_TMPFILE, GOV_STAT_FILE, LOG);
-	return;
-
-error:
-	ereport(LOG,
-			(errcode_for_file_access(),
-			 errmsg("could not write file \"%s\": %m", GOV_STAT_TMPFILE)));
-	if (file)
-		FreeFile(file);
-	unlink(GOV_STAT_TMPFILE);
-}
-
 static void
 governor_shmem_init(LWLock *lock)
 {
-	memset(gov, 0, sizeof(GovShared));
-	gov->lock = lock;
+	memset(governor_shared, 0, sizeof(GovShared));
+	governor_shared->lock = lock;
 	for (int i = 0; i < GOV_MAX_INSTANCES; i++)
 	{
-		SpinLockInit(&gov->instances[i].mutex);
-		ConditionVariableInit(&gov->instances[i].cv);
+		SpinLockInit(&governor_shared->instances[i].mutex);
+		ConditionVariableInit(&governor_shared->instances[i].cv);
 	}
 }
 
@@ -488,7 +179,8 @@ governor_shmem_startup(void)
 
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	locks = GetNamedLWLockTranche(GOV_TRANCHE);
-	gov = ShmemInitStruct("marketo_fdw governor", sizeof(GovShared), &found);
+	governor_shared = ShmemInitStruct("marketo_fdw governor",
+									  sizeof(GovShared), &found);
 	if (!found)
 		governor_shmem_init(&locks[0].lock);
 	governor_token_shmem_init(&locks[1].lock);
@@ -511,9 +203,9 @@ governor_shmem_startup(void)
 static int
 find_instance(const char *name)
 {
-	for (int i = 0; i < gov->ninstances; i++)
+	for (int i = 0; i < governor_shared->ninstances; i++)
 	{
-		if (strcmp(gov->instances[i].name, name) == 0)
+		if (strcmp(governor_shared->instances[i].name, name) == 0)
 			return i;
 	}
 	return -1;
@@ -527,20 +219,21 @@ instance_index(const char *name)
 
 	governor_attach(name);
 
-	LWLockAcquire(gov->lock, LW_SHARED);
+	LWLockAcquire(governor_shared->lock, LW_SHARED);
 	idx = find_instance(name);
-	LWLockRelease(gov->lock);
+	LWLockRelease(governor_shared->lock);
 	if (idx >= 0)
 		return idx;
 
-	LWLockAcquire(gov->lock, LW_EXCLUSIVE);
+	LWLockAcquire(governor_shared->lock, LW_EXCLUSIVE);
 	idx = find_instance(name);
-	if (idx < 0 && gov->ninstances < GOV_MAX_INSTANCES)
+	if (idx < 0 && governor_shared->ninstances < GOV_MAX_INSTANCES)
 	{
-		idx = gov->ninstances++;
-		strlcpy(gov->instances[idx].name, name, GOVERNOR_INSTANCE_LEN);
+		idx = governor_shared->ninstances++;
+		strlcpy(governor_shared->instances[idx].name, name,
+				GOVERNOR_INSTANCE_LEN);
 	}
-	LWLockRelease(gov->lock);
+	LWLockRelease(governor_shared->lock);
 
 	if (idx < 0)
 		ereport(ERROR,
@@ -557,8 +250,8 @@ instance_index(const char *name)
  * midnight in Chicago has passed.  Around midnight a backend's today may
  * lag behind another's for a moment; the counters never move back.
  */
-static void
-instance_lock(GovInstance *inst, int32 today)
+void
+governor_instance_lock(GovInstance *inst, int32 today)
 {
 	SpinLockAcquire(&inst->mutex);
 	if (today > inst->day.day_key)
@@ -622,10 +315,11 @@ apply_limits(GovInstance *inst, const MarketoConn *conn, TimestampTz now)
 static GovInstance *
 lock_instance(const MarketoConn *conn)
 {
-	GovInstance *inst = &gov->instances[instance_index(conn->instance)];
+	int			idx = instance_index(conn->instance);
+	GovInstance *inst = &governor_shared->instances[idx];
 	TimestampTz now = GetCurrentTimestamp();
 
-	instance_lock(inst, current_day(now));
+	governor_instance_lock(inst, governor_current_day(now));
 	apply_limits(inst, conn, now);
 	return inst;
 }
@@ -670,16 +364,14 @@ push_end(GovInstance *inst, TimestampTz now)
 		inst->ring_len++;
 }
 
-static int	slots_in_use(const GovInstance *inst);
-
 /* Calls in flight, and calls that ended within the window ending now. */
-static int
-window_calls(const GovInstance *inst, TimestampTz now)
+int
+governor_window_calls(const GovInstance *inst, TimestampTz now)
 {
 	TimestampTz since = TimestampTzPlusMilliseconds(now,
 													-marketo_rate_window_ms);
 	int			n = 0;
-	int			in_flight = slots_in_use(inst);
+	int			in_flight = governor_slots_in_use(inst);
 
 	while (n < inst->ring_len &&
 		   inst->starts[(inst->ring_next - 1 - n + GOV_RING_SIZE) %
@@ -688,8 +380,8 @@ window_calls(const GovInstance *inst, TimestampTz now)
 	return n + in_flight;
 }
 
-static int
-slots_in_use(const GovInstance *inst)
+int
+governor_slots_in_use(const GovInstance *inst)
 {
 	int			n = 0;
 
@@ -777,7 +469,7 @@ reclaim_dead_owners(GovInstance *inst)
 void
 governor_require_preload(void)
 {
-	if (gov == NULL)
+	if (governor_shared == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("marketo_fdw must be loaded via shared_preload_libraries"),
@@ -795,7 +487,7 @@ release_backend(void)
 {
 	for (int i = 0; i < GOV_MAX_INSTANCES; i++)
 	{
-		GovInstance *inst = &gov->instances[i];
+		GovInstance *inst = &governor_shared->instances[i];
 		bool		freed = false;
 
 		for (int s = 0; s < GOV_MAX_SLOTS; s++)
@@ -879,7 +571,7 @@ admission_verdict(const GovInstance *inst, TimestampTz now, Admission *adm)
 		adm->throttle_kind = inst->throttle_kind;
 		return WAIT_COOLDOWN;
 	}
-	in_flight = slots_in_use(inst);
+	in_flight = governor_slots_in_use(inst);
 	if (in_flight >= inst->max_concurrency)
 		return WAIT_SLOT;
 	/* calls in flight fill the window too; one ending makes room */
@@ -903,7 +595,7 @@ static void
 try_admit(GovInstance *inst, const MarketoConn *conn, TimestampTz now,
 		  int32 today, Admission *adm)
 {
-	instance_lock(inst, today);
+	governor_instance_lock(inst, today);
 	apply_limits(inst, conn, now);
 	adm->verdict = admission_verdict(inst, now, adm);
 	if (adm->verdict == ADMITTED)
@@ -991,7 +683,7 @@ governor_begin_call(const MarketoConn *conn, GovernorCall *call)
 	call->active = false;
 	call->slot = -1;
 	call->instance = instance_index(conn->instance);
-	inst = &gov->instances[call->instance];
+	inst = &governor_shared->instances[call->instance];
 
 	/*
 	 * Each pass admits the call or sleeps until the first moment it might
@@ -1001,7 +693,7 @@ governor_begin_call(const MarketoConn *conn, GovernorCall *call)
 	for (;;)
 	{
 		now = GetCurrentTimestamp();
-		try_admit(inst, conn, now, current_day(now), &adm);
+		try_admit(inst, conn, now, governor_current_day(now), &adm);
 		if (adm.verdict == ADMITTED)
 			break;
 		if (adm.verdict == QUOTA_USED || adm.verdict == QUOTA_EXHAUSTED)
@@ -1146,13 +838,13 @@ governor_end_call(GovernorCall *call, GovernorOutcome outcome)
 	if (!held->held)
 		return;					/* a backstop has given the slot back */
 
-	inst = &gov->instances[call->instance];
+	inst = &governor_shared->instances[call->instance];
 	now = GetCurrentTimestamp();
-	today = current_day(now);
+	today = governor_current_day(now);
 	jitter = random_fraction();
 
 	held->held = false;
-	instance_lock(inst, today);
+	governor_instance_lock(inst, today);
 	free_slot(inst, call->slot, now);
 	record_outcome(inst, outcome, held, now, jitter);
 	SpinLockRelease(&inst->mutex);
@@ -1254,98 +946,4 @@ governor_bulk_add_mb(const MarketoConn *conn, double mb)
 	within = inst->day.bulk_mb <= inst->bulk_export_mb;
 	SpinLockRelease(&inst->mutex);
 	return within;
-}
-
-
-/*
- * marketo_fdw_status()
- */
-
-/* Copy every instance, each under its spinlock so that its row agrees. */
-static int
-snapshot_instances(GovSnapshot *snaps, TimestampTz now, int32 today)
-{
-	int			n;
-
-	LWLockAcquire(gov->lock, LW_SHARED);
-	n = gov->ninstances;
-	for (int i = 0; i < n; i++)
-	{
-		GovInstance *inst = &gov->instances[i];
-		GovSnapshot *snap = &snaps[i];
-
-		strlcpy(snap->name, inst->name, sizeof(snap->name));
-		instance_lock(inst, today);
-		snap->day = inst->day;
-		snap->daily_quota = inst->daily_quota;
-		snap->window_calls = window_calls(inst, now);
-		snap->rate_limit = inst->rate_limit;
-		snap->in_flight = slots_in_use(inst);
-		snap->max_concurrency = inst->max_concurrency;
-		snap->cooldown_until = inst->cooldown_until;
-		snap->bulk_running = inst->bulk_running;
-		snap->bulk_queued = inst->bulk_queued;
-		SpinLockRelease(&inst->mutex);
-	}
-	LWLockRelease(gov->lock);
-	return n;
-}
-
-/*
- * One row.  Limits are NULL for an instance no call has used since the
- * restart that brought back its counters: nobody has told us them yet.
- */
-static void
-status_row(ReturnSetInfo *rsinfo, const GovSnapshot *snap, TimestampTz now,
-		   TimestampTz reset)
-{
-	Datum		values[GOV_STATUS_COLS];
-	bool		nulls[GOV_STATUS_COLS];
-
-	memset(nulls, 0, sizeof(nulls));
-	values[0] = CStringGetTextDatum(snap->name);
-	values[1] = Int64GetDatum(snap->day.calls);
-	values[2] = Int64GetDatum(snap->daily_quota);
-	nulls[2] = snap->daily_quota == 0;
-	values[3] = TimestampTzGetDatum(reset);
-	values[4] = Int32GetDatum(snap->window_calls);
-	values[5] = Int32GetDatum(snap->rate_limit);
-	nulls[5] = snap->rate_limit == 0;
-	values[6] = Int32GetDatum(snap->in_flight);
-	values[7] = Int32GetDatum(snap->max_concurrency);
-	nulls[7] = snap->max_concurrency == 0;
-	values[8] = TimestampTzGetDatum(snap->cooldown_until);
-	nulls[8] = snap->cooldown_until <= now;
-	values[9] = Int64GetDatum(snap->day.errors_606);
-	values[10] = Int64GetDatum(snap->day.errors_615);
-	values[11] = Int64GetDatum(snap->day.errors_607);
-	values[12] = Int64GetDatum(snap->day.retries);
-	values[13] = Int32GetDatum(snap->bulk_running);
-	values[14] = Int32GetDatum(snap->bulk_queued);
-	values[15] = DirectFunctionCall1(float8_numeric,
-									 Float8GetDatum(snap->day.bulk_mb));
-	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-}
-
-Datum
-marketo_fdw_status(PG_FUNCTION_ARGS)
-{
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	TimestampTz now = GetCurrentTimestamp();
-	int32		today;
-	TimestampTz reset;
-	GovSnapshot *snaps;
-	int			n;
-
-	governor_require_preload();
-	marketo_init_srf(fcinfo);
-
-	today = current_day(now);
-	reset = day_end(today);
-	snaps = palloc(sizeof(GovSnapshot) * GOV_MAX_INSTANCES);
-	n = snapshot_instances(snaps, now, today);
-	for (int i = 0; i < n; i++)
-		status_row(rsinfo, &snaps[i], now, reset);
-
-	return (Datum) 0;
 }

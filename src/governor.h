@@ -10,7 +10,6 @@
 
 #include "postgres.h"
 #include "datatype/timestamp.h"
-#include "storage/lwlock.h"
 
 #include "options.h"
 
@@ -85,16 +84,5 @@ extern TimestampTz governor_quota_reset_time(void);
 
 /* ERROR unless the library was preloaded (the governor is in shared memory). */
 extern void governor_require_preload(void);
-
-/*
- * Between governor.c and governor_token.c only.
- */
-#define GOVERNOR_INSTANCE_LEN	264 /* a 253-byte host, ':', port, NUL */
-
-/* Preloaded, name not too long, this backend's abort and exit backstops set */
-extern void governor_attach(const char *instance);
-extern Size governor_token_shmem_size(void);
-extern void governor_token_shmem_init(LWLock *lock);	/* under AddinShmemInitLock */
-extern void governor_token_release(void);	/* backstop: end this backend's fetches */
 
 #endif							/* MARKETO_GOVERNOR_H */

@@ -33,7 +33,7 @@
 #include "storage/spin.h"
 #include "utils/timestamp.h"
 
-#include "governor.h"
+#include "governor_internal.h"
 #include "progress.h"
 
 #define TOKEN_ENTRIES			64

@@ -122,6 +122,17 @@ is_loopback_host(const char *host)
 		strcmp(host, "[::1]") == 0;
 }
 
+/* host[:port] is a Marketo REST host: <munchkin>.mktorest.com */
+static bool
+is_marketo_host(const char *host)
+{
+	const char *suffix = ".mktorest.com";
+	size_t		len = strlen(host);
+	size_t		slen = strlen(suffix);
+
+	return len > slen && pg_strcasecmp(host + len - slen, suffix) == 0;
+}
+
 /*
  * Split a base URL into its normalised form (no trailing "/" or "/rest")
  * and its host[:port], or raise an error saying what is wrong with it.
@@ -185,6 +196,16 @@ parse_base_url(const char *url, char **base_url, char **instance)
 					 errmsg("base_url must use https"),
 					 errdetail("Plain http is allowed only for loopback hosts, for testing.")));
 	}
+
+	/*
+	 * The backend calls whatever host base_url names; letting any user aim
+	 * it at an internal service would be a server-side request forgery.
+	 */
+	if (!superuser() && !is_marketo_host(host))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("only superusers may set a base_url outside *.mktorest.com"),
+				 errdetail("The host is \"%s\".", host)));
 
 	if (base_url)
 		*base_url = psprintf("%s://%s", https ? "https" : "http", host);
