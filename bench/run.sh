@@ -18,7 +18,7 @@
 #   3. API calls per lookup pattern against the minimum.
 #
 # Every figure is a ratio against a baseline measured in the same run.  It
-# stops by itself (about a minute after the build) and removes its cluster,
+# stops by itself (about half a minute after the build) and removes its cluster,
 # mock and work directory; BENCH_KEEP=1 keeps the work directory.
 # GOV_SECONDS (default 2) is the length of each governor run.
 source "$(dirname "$0")/../test/lib.sh"
@@ -28,7 +28,7 @@ GOV_SECONDS=${GOV_SECONDS:-2}
 GOV_BACKENDS=8
 RATE_WINDOW_MS=100		# marketo_fdw.rate_window's minimum
 RATE_LIMIT=100			# rate_limit's maximum
-DECODE_REPS=5
+DECODE_REPS=9			# timed runs of each query (the FDW's: 4 calls each)
 LEADS=1000
 
 BIN=$(pg_bindir)
@@ -74,7 +74,7 @@ fi
 start_mock 0 --rate-window "$(awk "BEGIN { print $RATE_WINDOW_MS / 1000 }")" \
 	--rate-limit "$RATE_LIMIT" --max-in-flight 10 --daily-quota 100000000 --latency-ms 0
 MOCK=$MARKETO_MOCK_URL
-mockctl() { python3 "$ROOT/bench/mockctl.py" "$MOCK" "$@"; }
+mockctl() { python3 "$WORK/bench/mockctl.py" "$MOCK" "$@"; }
 
 PGDATA="$WORK/bench-cluster"
 say "throw-away cluster in $PGDATA (port $BENCH_PORT)"
@@ -101,7 +101,7 @@ psql_b -v mock_url="$MOCK" -v gov_url="http://127.0.0.1:9" -f "$WORK/bench/setup
 # printf helpers
 rule() { printf '%s\n' "-------------------------------------------------------------------------------"; }
 title() { printf '\n%s\n' "$*"; rule; }
-pct() { awk "BEGIN { printf \"%.1f\", 100 * $1 / $2 }"; }
+pct() { awk "BEGIN { printf \"%.2f\", 100 * $1 / $2 }"; }
 ratio() { awk "BEGIN { printf \"%.2f\", $1 / $2 }"; }
 
 # ---------------------------------------------------------------------------
@@ -134,30 +134,36 @@ say "1. governor: $GOV_BACKENDS backends, ${GOV_SECONDS}s"
 gov_run "$GOV_BACKENDS"
 
 title "1. Governor cost (issue #3): governor_begin_call + governor_end_call per call"
-printf 'rate budget: rate_limit %d per rate_window %d ms = %d calls/s; calls last ~0 s;\n' \
-	"$RATE_LIMIT" "$RATE_WINDOW_MS" $((RATE_LIMIT * 1000 / RATE_WINDOW_MS))
-printf 'each run %s s; "no wait" = pairs under 1 ms (admitted without waiting)\n\n' "$GOV_SECONDS"
-printf '%-9s %7s %8s %9s %9s %9s %8s %8s %9s %7s\n' \
-	backends calls "no wait" "mean µs" "median" "p99 µs" "begin" "end" "calls/s" "budget"
+printf 'budget: rate_limit %d per rate_window %d ms = %d calls/s.  Each run %s s of back-to-back\n' \
+	"$RATE_LIMIT" "$RATE_WINDOW_MS" $((RATE_LIMIT * 1000 / RATE_WINDOW_MS)) "$GOV_SECONDS"
+printf 'begin/end pairs with nothing in between; "no wait": pairs under 1 ms, the acquire+release cost\n\n'
+printf '%-9s %7s %8s %9s %9s %9s %8s %8s %9s %10s\n' \
+	backends calls "no wait" "mean µs" "median" "p99 µs" "begin" "end" "calls/s" "of budget"
 declare -A GOV_MEAN
+FAIRNESS=""
 for n in 1 "$GOV_BACKENDS"; do
-	IFS='|' read -r calls fast mean median p99 bmed emed timer cps budget share late < <(sql \
+	IFS='|' read -r calls fast mean median p99 bmed emed timer cps budget share late \
+		mincalls maxcalls waits longest < <(sql \
 		"SELECT calls, fast, round(mean_us::numeric, 2), round(median_us::numeric, 2),
 		        round(p99_us::numeric, 2), round(begin_median_us::numeric, 2),
 		        round(end_median_us::numeric, 2), round(timer_us::numeric, 3),
 		        round(calls_per_s::numeric), round(budget_per_s::numeric),
-		        round(100 * share::numeric, 1), late
+		        round(100 * share::numeric, 1), late, min_calls, max_calls, waits,
+		        round(longest_wait_ms::numeric)
 		   FROM bench.gov_report($n, $RATE_WINDOW_MS / 1000.0, $RATE_LIMIT)")
 	GOV_MEAN[$n]=$mean
-	printf '%-9s %7s %8s %9s %9s %9s %8s %8s %9s %6s%%\n' \
+	printf '%-9s %7s %8s %9s %9s %9s %8s %8s %9s %9s%%\n' \
 		"$n" "$calls" "$fast" "$mean" "$median" "$p99" "$bmed" "$emed" "$cps" "$share"
 	[ "$late" = t ] && printf '  (a backend reached the common start late: figures less reliable)\n'
+	FAIRNESS="$FAIRNESS$(printf '%s backend(s): %s waits; calls per backend %s..%s; longest wait %s ms' \
+		"$n" "$waits" "$mincalls" "$maxcalls" "$longest")\n"
 done
+printf '%b' "$FAIRNESS"
 printf '(begin/end: medians of each half of a pair; reading the clock twice costs %s µs)\n' "$timer"
-printf '(calls/s: steady rate, call k*%d+1 vs the first; budget %% = calls/s / %d)\n\n' \
+printf '(calls/s: steady rate, from call k*%d+1 against the first; of budget = calls/s / %d)\n\n' \
 	"$RATE_LIMIT" $((RATE_LIMIT * 1000 / RATE_WINDOW_MS))
 printf 'baseline: one lookup by id through the FDW, mock on loopback (plan + governor +\n'
-printf '          HTTP + decode), %s lookups, none waited: mean %s µs, median %s µs\n' \
+printf '          HTTP + decode), %s lookups paced so none waits: mean %s µs, median %s µs\n' \
 	"$LB_N" "$LB_MEAN" "$LB_MEDIAN"
 [ "$LB_FOUND" = "$LB_N" ] || printf '          (only %s of them found their lead!)\n' "$LB_FOUND"
 printf 'governor overhead = %s µs = %s%% of a loopback call   (1 backend)\n' \
@@ -168,17 +174,10 @@ printf 'governor overhead = %s µs = %s%% of a loopback call   (%d backends)\n' 
 # ---------------------------------------------------------------------------
 # 2. Decoding
 # ---------------------------------------------------------------------------
-say "2. decoding: $LEADS leads by id through the FDW"
+say "2. decoding: $LEADS leads by id through the FDW, and the same answers with curl"
 FDW_Q="SELECT count(l) FROM bench.leads_wide l WHERE id = ANY (ARRAY(SELECT generate_series(1, $LEADS)))"
-sql "SELECT bench.time_ms(\$q\$$FDW_Q\$q\$, 1)" >/dev/null		# warm up: token, describe, caches
-mockctl reset
-FDW_MS=$(sql "SELECT bench.time_ms(\$q\$$FDW_Q\$q\$, $DECODE_REPS)")
-read -r DEC_CALLS DEC_DESCRIBE DEC_ERRORS < <(mockctl calls)
-CALLS_PER_QUERY=$(awk "BEGIN { printf \"%g\", $DEC_CALLS / $DECODE_REPS }")
 MIN_CALLS=$(( (LEADS + 299) / 300 ))
-MOCK_MS=$(mockctl server-ms "$MIN_CALLS")
-
-say "2. decoding: the same answers with curl, then jsonb_to_recordset"
+sql "SELECT bench.time_ms(\$q\$$FDW_Q\$q\$, 1)" >/dev/null		# token, connection, caches
 mockctl last-urls "$MIN_CALLS" >"$WORK/urls"
 TOKEN=$(mockctl token)
 curl_args=()
@@ -200,8 +199,19 @@ for j in $(seq "$i"); do
 	sql "INSERT INTO bench.raw VALUES ($j, pg_read_file('$WORK/answer$j.json'),
 	                                   pg_read_file('$WORK/answer$j.json')::jsonb)" >/dev/null
 done
-JSONB_MS=$(sql "SELECT bench.time_ms('SELECT count(x) FROM bench.raw_leads x', $DECODE_REPS + 1)")
-JSONBB_MS=$(sql "SELECT bench.time_ms('SELECT count(x) FROM bench.raw_leads_b x', $DECODE_REPS + 1)")
+
+say "2. decoding: the FDW and jsonb_to_recordset, in turn"
+# in turn, so that both see the same machine (2 cores, shared); the first
+# round only warms up
+DEC_LABELS="ARRAY['fdw', 'jsonb_text', 'jsonb']"
+DEC_QUERIES="ARRAY[\$q\$$FDW_Q\$q\$, 'SELECT count(x) FROM bench.raw_leads x',
+                   'SELECT count(x) FROM bench.raw_leads_b x']"
+sql "SELECT bench.time_rounds($DEC_LABELS, $DEC_QUERIES, 1); TRUNCATE bench.timings" >/dev/null
+mockctl reset
+sql "SELECT bench.time_rounds($DEC_LABELS, $DEC_QUERIES, $DECODE_REPS)" >/dev/null
+read -r DEC_CALLS DEC_DESCRIBE DEC_ERRORS < <(mockctl calls)
+CALLS_PER_QUERY=$(awk "BEGIN { printf \"%g\", $DEC_CALLS / $DECODE_REPS }")
+MOCK_MS=$(mockctl server-ms "$MIN_CALLS")	# the last round's calls
 IFS='|' read -r RAW_ROWS SAME < <(sql \
 	"SELECT (SELECT count(*) FROM bench.raw_leads),
 	        NOT EXISTS ((SELECT * FROM bench.leads_wide
@@ -211,18 +221,17 @@ IFS='|' read -r RAW_ROWS SAME < <(sql \
 	                        SELECT * FROM bench.leads_wide
 	                         WHERE id = ANY (ARRAY(SELECT generate_series(1, $LEADS))))")
 
-median_of() { tr -d '{}' <<<"$1" | tr ',' '\n' | sort -g | awk '{ a[NR] = $1 } END { printf "%.2f", (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-# the first run of each baseline warms its caches; the FDW was warmed above
-drop_first() { tr -d '{}' <<<"$1" | cut -d, -f2-; }
-FDW_MED=$(median_of "$FDW_MS")
-CURL_MED=$(median_of "$(IFS=,; echo "${CURL_MS[*]}")")
-JSONB_MED=$(median_of "$(drop_first "$JSONB_MS")")
-JSONBB_MED=$(median_of "$(drop_first "$JSONBB_MS")")
+median_ms() { sql "SELECT round(bench.median(array_agg(ms))::numeric, 2) FROM bench.timings WHERE label = '$1'"; }
+median_of() { tr ' ' '\n' <<<"$1" | sort -g | awk '{ a[NR] = $1 } END { printf "%.2f", (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+FDW_MED=$(median_ms fdw)
+JSONB_MED=$(median_ms jsonb_text)
+JSONBB_MED=$(median_ms jsonb)
+CURL_MED=$(median_of "${CURL_MS[*]}")
 OWN_MED=$(awk "BEGIN { printf \"%.2f\", $FDW_MED - $CURL_MED }")
 rows_s() { awk "BEGIN { printf \"%.0f\", $LEADS * 1000 / $1 }"; }
 
 title "2. Decoding: $LEADS leads by id, 20 columns of every type, mock latency 0"
-printf '%-52s %9s %10s %8s\n' "median of $DECODE_REPS runs" "ms" "rows/s" "ratio"
+printf '%-52s %9s %10s %8s\n' "median of $DECODE_REPS runs each" "ms" "rows/s" "ratio"
 printf '%-52s %9s %10s %8s\n' "jsonb_to_recordset(text::jsonb) (baseline)" "$JSONB_MED" "$(rows_s "$JSONB_MED")" "1.00"
 printf '%-52s %9s %10s %8s\n' "FDW end to end (HTTP to the mock + decode)" "$FDW_MED" "$(rows_s "$FDW_MED")" "$(ratio "$JSONB_MED" "$FDW_MED")"
 printf '%-52s %9s %10s %8s\n' "  of which: curl fetching the same answers (gzip)" "$CURL_MED" "" ""
@@ -238,18 +247,20 @@ printf 'API calls per query: %s (minimum ceil(%d/300) = %d) -> %s x the minimum'
 say "2. decoding: cost of the id list"
 title "2b. Length of the id list: id column only, ceil(n/300) calls each"
 printf '%-8s %6s %9s %10s %8s   %s\n' "ids" calls ms "ms/call" ratio "local = ANY recheck alone, ms"
+for n in 300 1000 2500; do
+	q="ARRAY['ids$n', 'recheck$n'], ARRAY[
+	  'SELECT count(id) FROM bench.leads WHERE id = ANY (ARRAY(SELECT generate_series(1, $n)))',
+	  'SELECT count(*) FROM generate_series(1, $n) g WHERE g = ANY (ARRAY(SELECT generate_series(1, $n)))']"
+	sql "SELECT bench.time_rounds($q, 1); DELETE FROM bench.timings WHERE label LIKE '%$n';
+	     SELECT bench.time_rounds($q, $DECODE_REPS)" >/dev/null
+done
 SCALE_BASE=""
 for n in 300 1000 2500; do
-	ms=$(sql "SELECT round(bench.median(bench.time_ms(
-	  'SELECT count(id) FROM bench.leads WHERE id = ANY (ARRAY(SELECT generate_series(1, $n)))',
-	  $DECODE_REPS))::numeric, 2)")
-	recheck=$(sql "SELECT round(bench.median(bench.time_ms(
-	  'SELECT count(*) FROM generate_series(1, $n) g WHERE g = ANY (ARRAY(SELECT generate_series(1, $n)))',
-	  $DECODE_REPS))::numeric, 2)")
+	ms=$(median_ms "ids$n")
 	calls=$(( (n + 299) / 300 ))
 	per=$(awk "BEGIN { printf \"%.2f\", $ms / $calls }")
 	[ -n "$SCALE_BASE" ] || SCALE_BASE=$per
-	printf '%-8s %6s %9s %10s %8s   %s\n' "$n" "$calls" "$ms" "$per" "$(ratio "$per" "$SCALE_BASE")" "$recheck"
+	printf '%-8s %6s %9s %10s %8s   %s\n' "$n" "$calls" "$ms" "$per" "$(ratio "$per" "$SCALE_BASE")" "$(median_ms "recheck$n")"
 done
 printf '(ratio: ms per call against the 300-id list; 1.00 would be linear in the list length)\n'
 

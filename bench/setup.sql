@@ -32,6 +32,8 @@ CREATE FOREIGN TABLE bench.leads_wide (
 
 -- The mock's raw answers to the FDW's calls, for the decoding baseline.
 CREATE TABLE bench.raw (n integer, body text, bodyb jsonb);
+-- out of line but not compressed: the baseline parses, it does not inflate
+ALTER TABLE bench.raw ALTER body SET STORAGE EXTERNAL, ALTER bodyb SET STORAGE EXTERNAL;
 
 -- jsonb_to_recordset over those answers, with the columns of leads_wide:
 -- from the text as it came (parsed here, as the FDW must), and from jsonb
@@ -60,6 +62,23 @@ BEGIN
     r := r || (extract(epoch FROM clock_timestamp() - t0) * 1000)::float8;
   END LOOP;
   RETURN r;
+END $$;
+
+-- Each query of queries once per round, in turn; milliseconds into bench.timings.
+CREATE TABLE bench.timings (label text, ms float8);
+CREATE FUNCTION bench.time_rounds(labels text[], queries text[], rounds integer)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+  t0 timestamptz;
+BEGIN
+  FOR r IN 1..rounds LOOP
+    FOR i IN 1..array_length(queries, 1) LOOP
+      t0 := clock_timestamp();
+      EXECUTE queries[i];
+      INSERT INTO bench.timings
+        VALUES (labels[i], extract(epoch FROM clock_timestamp() - t0) * 1000);
+    END LOOP;
+  END LOOP;
 END $$;
 
 CREATE FUNCTION bench.median(float8[]) RETURNS float8
@@ -111,7 +130,8 @@ CREATE FUNCTION bench.gov_report(n integer, window_s float8, lim integer,
   OUT calls bigint, OUT fast bigint, OUT mean_us float8, OUT median_us float8,
   OUT p99_us float8, OUT begin_median_us float8, OUT end_median_us float8,
   OUT timer_us float8, OUT calls_per_s float8, OUT budget_per_s float8,
-  OUT share float8, OUT late boolean)
+  OUT share float8, OUT late boolean, OUT min_calls integer,
+  OUT max_calls integer, OUT waits bigint, OUT longest_wait_ms float8)
 LANGUAGE sql AS $$
   WITH r AS (SELECT * FROM bench.gov_runs WHERE backends = n),
   pairs AS (SELECT b + e AS us, b, e FROM r, unnest(r.begin_us, r.end_us) AS u(b, e)),
@@ -132,5 +152,9 @@ LANGUAGE sql AS $$
     lim / window_s,
     (SELECT k.k * window_s / ((SELECT t FROM admits WHERE i = k.k * lim + 1) -
                               (SELECT t FROM admits WHERE i = 1)) FROM k WHERE k.k > 0),
-    (SELECT bool_or(r.late) FROM r)
+    (SELECT bool_or(r.late) FROM r),
+    (SELECT min(r.calls_made) FROM r),
+    (SELECT max(r.calls_made) FROM r),
+    (SELECT count(*) FROM pairs WHERE us >= 1000),
+    (SELECT max(us) / 1000 FROM pairs)
 $$;

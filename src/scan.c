@@ -153,10 +153,38 @@ add_filter_value(MarketoScanState *st, List *values, Datum value, bool isnull)
 				 errdetail("Value: %s", text),
 				 errhint("Marketo's filterValues parameter is comma-separated.")));
 	}
-	/* the same value twice would be a wasted slot in a 300-value call */
-	if (list_member(values, makeString(text)))
-		return values;
 	return lappend(values, makeString(text));
+}
+
+static int
+compare_values(const ListCell *a, const ListCell *b)
+{
+	return strcmp(strVal(lfirst(a)), strVal(lfirst(b)));
+}
+
+/*
+ * Sorted, each value once: a duplicate would waste a slot of a 300-value
+ * call, and a stable order lets a rescan see that its values are the same.
+ * Sorting keeps this O(n log n) for long lists.
+ */
+static List *
+sort_unique_values(List *values)
+{
+	List	   *unique = NIL;
+	ListCell   *lc;
+	char	   *prev = NULL;
+
+	list_sort(values, compare_values);
+	foreach(lc, values)
+	{
+		char	   *text = strVal(lfirst(lc));
+
+		if (prev == NULL || strcmp(prev, text) != 0)
+			unique = lappend(unique, lfirst(lc));
+		prev = text;
+	}
+	list_free(values);
+	return unique;
 }
 
 /* Evaluate the filter's values for this pass (parameters may change). */
@@ -190,6 +218,7 @@ evaluate_filter_values(MarketoScanState *st, ExprContext *econtext)
 		for (int i = 0; i < n; i++)
 			values = add_filter_value(st, values, elems[i], nulls[i]);
 	}
+	values = sort_unique_values(values);
 	MemoryContextSwitchTo(old);
 	return values;
 }
