@@ -87,6 +87,7 @@ typedef enum Verdict
 	WAIT_COOLDOWN,
 	WAIT_RATE,
 	WAIT_SLOT,
+	WAIT_TURN,					/* backends that began waiting earlier go first */
 	QUOTA_USED,
 	QUOTA_EXHAUSTED				/* Marketo answered 607 */
 } Verdict;
@@ -101,6 +102,11 @@ typedef struct Admission
 	int64		calls;			/* QUOTA_*: calls counted today */
 	int64		daily_quota;
 } Admission;
+
+/* This backend's place in each instance's queue of waiters, -1 if none */
+static int	my_waiter[GOV_MAX_INSTANCES];
+
+static void leave_queue(int i);
 
 /* A call this backend holds a slot for. */
 typedef struct HeldCall
@@ -428,9 +434,10 @@ backend_alive(int pid, int procno)
 }
 
 /*
- * Free the slots of backends that are gone.  Every exit path gives slots
- * back, so this is defence in depth: a slot lost to a bug would otherwise
- * shrink the instance's concurrency until the next restart.
+ * Free the slots and queue places of backends that are gone.  Every exit
+ * path gives them back, so this is defence in depth: a slot lost to a bug
+ * would otherwise shrink the instance's concurrency until the next
+ * restart, and a lost place would stall the queue behind it.
  */
 static void
 reclaim_dead_owners(GovInstance *inst)
@@ -457,6 +464,24 @@ reclaim_dead_owners(GovInstance *inst)
 		}
 		SpinLockRelease(&inst->mutex);
 	}
+	for (int w = 0; w < GOV_MAX_WAITERS; w++)
+	{
+		GovWaiter	waiter;
+
+		SpinLockAcquire(&inst->mutex);
+		waiter = inst->waiters[w];
+		SpinLockRelease(&inst->mutex);
+		if (waiter.pid == 0 || backend_alive(waiter.pid, waiter.procno))
+			continue;
+		SpinLockAcquire(&inst->mutex);
+		if (inst->waiters[w].pid == waiter.pid &&
+			inst->waiters[w].since == waiter.since)
+		{
+			inst->waiters[w].pid = 0;
+			freed = true;
+		}
+		SpinLockRelease(&inst->mutex);
+	}
 	if (freed)
 		ConditionVariableBroadcast(&inst->cv);
 }
@@ -477,8 +502,8 @@ governor_require_preload(void)
 }
 
 /*
- * The backstop: give back every slot and token fetch this backend still
- * holds.  It runs when a transaction or subtransaction aborts, since only
+ * The backstop: give back every slot, queue place and token fetch this
+ * backend still holds.  It runs when a transaction or subtransaction aborts, since only
  * an error can cut a call short, and at exit.  The quota reservation of
  * such a call stays: Marketo may well have counted it.
  */
@@ -502,6 +527,7 @@ release_backend(void)
 		}
 		if (freed)
 			ConditionVariableBroadcast(&inst->cv);
+		leave_queue(i);
 	}
 	governor_token_release();
 }
@@ -545,6 +571,8 @@ governor_attach(const char *instance)
 		RegisterXactCallback(governor_xact_callback, NULL);
 		RegisterSubXactCallback(governor_subxact_callback, NULL);
 		before_shmem_exit(governor_exit_callback, (Datum) 0);
+		for (int i = 0; i < GOV_MAX_INSTANCES; i++)
+			my_waiter[i] = -1;
 		backstops_registered = true;
 	}
 }
@@ -554,9 +582,66 @@ governor_attach(const char *instance)
  * Starting a call
  */
 
+/*
+ * Under the spinlock: does another backend wait ahead of the one at place
+ * (-1: one not queued yet, behind every waiter)?
+ */
+static bool
+earlier_waiter(const GovInstance *inst, int place)
+{
+	const GovWaiter *me = place >= 0 ? &inst->waiters[place] : NULL;
+
+	for (int w = 0; w < GOV_MAX_WAITERS; w++)
+	{
+		const GovWaiter *other = &inst->waiters[w];
+
+		if (other->pid == 0 || w == place)
+			continue;
+		if (me == NULL || other->since < me->since ||
+			(other->since == me->since && other->procno < me->procno))
+			return true;
+	}
+	return false;
+}
+
+/* Under the spinlock: join the queue; a full queue just means no place. */
+static int
+enqueue_waiter(GovInstance *inst, TimestampTz now)
+{
+	for (int w = 0; w < GOV_MAX_WAITERS; w++)
+	{
+		if (inst->waiters[w].pid == 0)
+		{
+			inst->waiters[w].pid = MyProcPid;
+			inst->waiters[w].procno = MY_PROCNO;
+			inst->waiters[w].since = now;
+			return w;
+		}
+	}
+	return -1;
+}
+
+/* Leave instance i's queue, if in it; the next in line must look again. */
+static void
+leave_queue(int i)
+{
+	GovInstance *inst = &governor_shared->instances[i];
+	int			place = my_waiter[i];
+
+	if (place < 0)
+		return;
+	my_waiter[i] = -1;
+	SpinLockAcquire(&inst->mutex);
+	if (inst->waiters[place].pid == MyProcPid)
+		inst->waiters[place].pid = 0;
+	SpinLockRelease(&inst->mutex);
+	ConditionVariableBroadcast(&inst->cv);
+}
+
 /* Under the spinlock: what, if anything, stops a call starting now. */
 static Verdict
-admission_verdict(const GovInstance *inst, TimestampTz now, Admission *adm)
+admission_verdict(const GovInstance *inst, int my_place, TimestampTz now,
+				  Admission *adm)
 {
 	TimestampTz rate_free;
 	int			in_flight;
@@ -565,6 +650,8 @@ admission_verdict(const GovInstance *inst, TimestampTz now, Admission *adm)
 		return QUOTA_EXHAUSTED;
 	if (inst->day.calls >= inst->daily_quota)
 		return QUOTA_USED;
+	if (earlier_waiter(inst, my_place))
+		return WAIT_TURN;
 	if (inst->cooldown_until > now)
 	{
 		adm->until = inst->cooldown_until;
@@ -595,14 +682,19 @@ static void
 try_admit(GovInstance *inst, const MarketoConn *conn, TimestampTz now,
 		  int32 today, Admission *adm)
 {
+	int			i = inst - governor_shared->instances;
+
 	governor_instance_lock(inst, today);
 	apply_limits(inst, conn, now);
-	adm->verdict = admission_verdict(inst, now, adm);
+	adm->verdict = admission_verdict(inst, my_waiter[i], now, adm);
 	if (adm->verdict == ADMITTED)
 	{
 		adm->slot = take_slot(inst, now);
 		inst->day.calls++;
 	}
+	else if (adm->verdict != QUOTA_USED && adm->verdict != QUOTA_EXHAUSTED &&
+			 my_waiter[i] < 0)
+		my_waiter[i] = enqueue_waiter(inst, now);
 	adm->day_key = inst->day.day_key;
 	adm->calls = inst->day.calls;
 	adm->daily_quota = inst->daily_quota;
@@ -619,6 +711,8 @@ wait_reason(const Admission *adm)
 				"cool-down after 606" : "cool-down after 615";
 		case WAIT_RATE:
 			return "rate window";
+		case WAIT_TURN:
+			return "turn behind other backends";
 		default:
 			return "concurrency slot";
 	}
@@ -642,7 +736,7 @@ ms_until(TimestampTz t, TimestampTz now)
 static long
 wait_ms(const Admission *adm, TimestampTz now)
 {
-	if (adm->verdict == WAIT_SLOT)
+	if (adm->verdict == WAIT_SLOT || adm->verdict == WAIT_TURN)
 		return GOV_SLOT_RECHECK_MS;
 	return ms_until(adm->until, now);
 }
@@ -676,7 +770,7 @@ void
 governor_begin_call(const MarketoConn *conn, GovernorCall *call)
 {
 	GovInstance *inst;
-	Admission	adm;
+	Admission	adm = {0};
 	TimestampTz now;
 	bool		waited = false;
 
@@ -698,6 +792,7 @@ governor_begin_call(const MarketoConn *conn, GovernorCall *call)
 			break;
 		if (adm.verdict == QUOTA_USED || adm.verdict == QUOTA_EXHAUSTED)
 		{
+			leave_queue(call->instance);
 			stop_waiting(waited);
 			quota_error(conn->instance, &adm);
 		}
@@ -706,9 +801,10 @@ governor_begin_call(const MarketoConn *conn, GovernorCall *call)
 		waited = true;
 		if (ConditionVariableTimedSleep(&inst->cv, wait_ms(&adm, now),
 										PG_WAIT_EXTENSION) &&
-			adm.verdict == WAIT_SLOT)
+			(adm.verdict == WAIT_SLOT || adm.verdict == WAIT_TURN))
 			reclaim_dead_owners(inst);
 	}
+	leave_queue(call->instance);
 
 	held_calls[call->instance][adm.slot].held = true;
 	held_calls[call->instance][adm.slot].day_key = adm.day_key;

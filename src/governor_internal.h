@@ -54,6 +54,20 @@ typedef struct GovSlot
 } GovSlot;
 
 /*
+ * A backend waiting for its call to start.  Waiters start in the order
+ * they began waiting, so no backend waits while later ones take the
+ * budget (with a 20 s window that could mean minutes).
+ */
+#define GOV_MAX_WAITERS		64
+
+typedef struct GovWaiter
+{
+	int			pid;			/* 0: free */
+	int			procno;
+	TimestampTz since;
+} GovWaiter;
+
+/*
  * What is counted per Chicago day.  The same struct, after the instance's
  * name, is the record of GOV_STAT_FILE (governor_file.c).
  */
@@ -72,7 +86,8 @@ typedef struct GovDay
 typedef struct GovInstance
 {
 	char		name[GOVERNOR_INSTANCE_LEN];	/* set once, under GovShared.lock */
-	ConditionVariable cv;		/* broadcast whenever a slot is freed */
+	ConditionVariable cv;		/* broadcast when a slot is freed or a
+								 * waiter leaves the queue */
 	slock_t		mutex;			/* protects all that follows */
 
 	/* Limits in force: the smallest of the servers that called lately */
@@ -94,6 +109,7 @@ typedef struct GovInstance
 	int			ring_len;
 
 	GovSlot		slots[GOV_MAX_SLOTS];
+	GovWaiter	waiters[GOV_MAX_WAITERS];
 
 	/* The pause every backend keeps after Marketo answered 606 or 615 */
 	TimestampTz cooldown_until;
