@@ -135,7 +135,7 @@ CREATE FUNCTION bench.gov_report(n integer, window_s float8, lim integer,
 LANGUAGE sql AS $$
   WITH r AS (SELECT * FROM bench.gov_runs WHERE backends = n),
   pairs AS (SELECT b + e AS us, b, e FROM r, unnest(r.begin_us, r.end_us) AS u(b, e)),
-  fast_pairs AS (SELECT * FROM pairs WHERE us < 1000),
+  fast_pairs AS (SELECT * FROM pairs WHERE us < 50),
   admits AS (SELECT t, row_number() OVER (ORDER BY t) AS i FROM r, unnest(r.admit_s) AS t),
   k AS (SELECT (count(*) - 1) / lim AS k FROM admits)
   SELECT
