@@ -52,11 +52,16 @@ my @throttled = grep { ($_->{code} // '') eq '606' } @calls;
 is(scalar(@throttled), 3, 'Marketo said 606 three times');
 is(scalar(grep { !defined $_->{code} } @calls), 100, 'and every lookup was answered once');
 
-# After the first 606 answered, no backend started a call during the
-# shared cool-down (at least 50 ms with a 2 s window).
+# After the first 606 answered, the backends pause for the shared
+# cool-down (at least 150 ms with a 2 s window).  Only calls the other
+# three sessions had been admitted for before the 606 was known may still
+# arrive; without a shared pause these sessions would start ~60 calls in
+# that time (10 ms each).
 my $first_606_end = $throttled[0]{t_end};
-my @too_soon = grep { $_->{t_start} > $first_606_end && $_->{t_start} < $first_606_end + 0.05 } @calls;
-is(scalar(@too_soon), 0, 'every backend paused after the 606');
+my @too_soon = grep { $_->{t_start} > $first_606_end && $_->{t_start} < $first_606_end + 0.15 } @calls;
+note sprintf('calls started within 150 ms after the first 606: %s',
+	join(', ', map { sprintf('+%.1f ms', 1000 * ($_->{t_start} - $first_606_end)) } @too_soon));
+cmp_ok(scalar(@too_soon), '<=', 3, 'every backend paused after the 606');
 
 is($node->safe_psql('postgres', "SELECT errors_606, retries >= 3 FROM marketo_fdw_status()"),
 	'3|t', 'marketo_fdw_status counts the 606s and the retries');
