@@ -22,6 +22,7 @@
 #include "optimizer/planmain.h"
 #include "optimizer/restrictinfo.h"
 #include "utils/array.h"
+#include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -58,6 +59,7 @@ typedef struct MarketoRelInfo
 	List	   *fields;			/* String */
 	List	   *attnums;		/* Integer */
 	int			est_calls;
+	char	   *join_hint;		/* how to filter a join Marketo cannot answer */
 } MarketoRelInfo;
 
 /* One candidate for filterType/filterValues. */
@@ -261,6 +263,52 @@ choose_filter(PlannerInfo *root, RelOptInfo *baserel, MarketoRelInfo *info)
 		info->filter_type = get_element_type(info->filter_type);
 }
 
+/*
+ * With no filter of its own, a table joined on a searchable field ("ON
+ * l.email = c.email") can still be read cheaply if the query hands it the
+ * other side's values in one array.  Say how, naming the query's tables.
+ */
+static char *
+join_rewrite_hint(PlannerInfo *root, RelOptInfo *baserel, MarketoRelInfo *info)
+{
+	ListCell   *lc;
+
+	/* "l.email = c.email" lives in an equivalence class, not in joininfo */
+	foreach(lc, root->eq_classes)
+	{
+		EquivalenceClass *ec = lfirst(lc);
+		MarketoColumn *col = NULL;
+		Var		   *other = NULL;
+		ListCell   *lm;
+
+		if (ec->ec_has_const || ec->ec_has_volatile)
+			continue;
+		foreach(lm, ec->ec_members)
+		{
+			Node	   *expr = strip_relabel((Node *) ((EquivalenceMember *) lfirst(lm))->em_expr);
+			MarketoColumn *mine = column_of(expr, baserel, info);
+
+			if (mine != NULL)
+				col = mine;
+			else if (IsA(expr, Var) && ((Var *) expr)->varlevelsup == 0 &&
+					 ((Var *) expr)->varattno > 0 &&
+					 root->simple_rte_array[((Var *) expr)->varno]->rtekind == RTE_RELATION)
+				other = (Var *) expr;
+		}
+		if (col == NULL || other == NULL ||
+			!marketo_object_field_searchable(info->topts->object, col->field))
+			continue;
+		return psprintf("To join on %s, add WHERE %s.%s = ANY (ARRAY(SELECT %s FROM %s)): one call per 300 values instead of one per row.",
+						col->name,
+						quote_identifier(root->simple_rte_array[baserel->relid]->eref->aliasname),
+						quote_identifier(col->name),
+						quote_identifier(get_attname(root->simple_rte_array[other->varno]->relid,
+													 other->varattno, false)),
+						quote_identifier(get_rel_name(root->simple_rte_array[other->varno]->relid)));
+	}
+	return NULL;
+}
+
 /* The Marketo field a fields= list names for a column ("folder.value" -> "folder"). */
 static char *
 top_level_field(const char *field)
@@ -321,6 +369,7 @@ marketoGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel,
 
 	if (info->filter_field == NULL)
 	{
+		info->join_hint = join_rewrite_hint(root, baserel, info);
 		info->est_calls = UNFILTERED_CALLS;
 		rows = (double) UNFILTERED_CALLS * info->topts->object->page_size;
 	}
@@ -369,7 +418,8 @@ refuse_unfiltered_scan(MarketoRelInfo *info, Oid foreigntableid)
 					get_rel_name(foreigntableid)),
 			 errdetail("Marketo looks %s up only by id, email or another searchable field; reading them all needs a bulk extract, which is not supported yet.",
 					   info->topts->object->name),
-			 errhint("Add a condition such as WHERE email = '...' or WHERE id = ANY ('{...}').")));
+			 info->join_hint ? errhint("%s", info->join_hint)
+			 : errhint("Add a condition such as WHERE email = '...' or WHERE id = ANY ('{...}').")));
 }
 
 ForeignScan *
