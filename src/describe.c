@@ -24,22 +24,12 @@ typedef struct DescribeCache
 	char	   *instance;
 	char	   *path;
 	List	   *searchable;		/* char *, in TopMemoryContext */
+	List	   *fields;			/* char *, every field's REST name */
 	TimestampTz fetched_at;
 	struct DescribeCache *next;
 } DescribeCache;
 
 static DescribeCache *caches = NULL;
-
-static DescribeCache *
-find_cache(const char *instance, const char *path)
-{
-	for (DescribeCache *c = caches; c; c = c->next)
-	{
-		if (strcmp(c->instance, instance) == 0 && strcmp(c->path, path) == 0)
-			return c;
-	}
-	return NULL;
-}
 
 /* The first result of describe2: {"name", "searchableFields", "fields"}. */
 static struct json_object *
@@ -57,75 +47,137 @@ describe_object(MarketoConn *conn, const char *path)
 	return NULL;				/* keep compiler quiet */
 }
 
-/* searchableFields: [["email"],["id"],["a","b"]]; compound keys are skipped. */
+/* A copy of each string of a JSON array; NULL unless it is one. */
 static List *
-fetch_searchable(MarketoConn *conn, const char *path)
+string_list(struct json_object *array)
+{
+	List	   *list = NIL;
+
+	if (array == NULL || !json_object_is_type(array, json_type_array))
+		return NIL;
+	for (size_t i = 0; i < json_object_array_length(array); i++)
+	{
+		struct json_object *item = json_object_array_get_idx(array, i);
+
+		if (json_object_is_type(item, json_type_string))
+			list = lappend(list, pstrdup(json_object_get_string(item)));
+	}
+	return list;
+}
+
+/*
+ * Fill cache from one describe2 call: searchableFields ([["email"],
+ * ["a","b"]]; compound keys are skipped) and the names of all fields.
+ */
+static void
+fetch_describe(MarketoConn *conn, DescribeCache *cache)
 {
 	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
 											  "marketo_fdw describe",
 											  ALLOCSET_SMALL_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(cxt);
-	struct json_object *fields = json_object_object_get(describe_object(conn, path),
-														 "searchableFields");
-	List	   *searchable = NIL;
+	struct json_object *desc = describe_object(conn, cache->path);
+	struct json_object *keys = json_object_object_get(desc, "searchableFields");
+	struct json_object *fields = json_object_object_get(desc, "fields");
 
 	MemoryContextSwitchTo(TopMemoryContext);
+	list_free_deep(cache->searchable);
+	list_free_deep(cache->fields);
+	cache->searchable = NIL;
+	cache->fields = NIL;
+	if (keys && json_object_is_type(keys, json_type_array))
+	{
+		for (size_t i = 0; i < json_object_array_length(keys); i++)
+		{
+			List	   *key = string_list(json_object_array_get_idx(keys, i));
+
+			if (list_length(key) == 1)
+				cache->searchable = lappend(cache->searchable, linitial(key));
+		}
+	}
 	if (fields && json_object_is_type(fields, json_type_array))
 	{
 		for (size_t i = 0; i < json_object_array_length(fields); i++)
 		{
-			struct json_object *key = json_object_array_get_idx(fields, i);
+			struct json_object *name =
+				json_object_object_get(json_object_array_get_idx(fields, i), "name");
 
-			if (json_object_is_type(key, json_type_array) &&
-				json_object_array_length(key) == 1)
-				searchable = lappend(searchable,
-									 pstrdup(json_object_get_string(json_object_array_get_idx(key, 0))));
+			if (name && json_object_is_type(name, json_type_string))
+				cache->fields = lappend(cache->fields,
+										pstrdup(json_object_get_string(name)));
 		}
 	}
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);
-	return searchable;
+}
+
+/* obj's describe on conn's instance, fetched when missing or older than ttl. */
+static DescribeCache *
+get_describe(MarketoConn *conn, const MarketoObject *obj, int64 cache_ttl_ms)
+{
+	DescribeCache *cache;
+	TimestampTz now = GetCurrentTimestamp();
+
+	for (cache = caches; cache; cache = cache->next)
+	{
+		if (strcmp(cache->instance, conn->instance) == 0 &&
+			strcmp(cache->path, obj->describe_path) == 0)
+			break;
+	}
+	if (cache == NULL)
+	{
+		cache = MemoryContextAllocZero(TopMemoryContext, sizeof(DescribeCache));
+		cache->instance = MemoryContextStrdup(TopMemoryContext, conn->instance);
+		cache->path = MemoryContextStrdup(TopMemoryContext, obj->describe_path);
+		cache->next = caches;
+		caches = cache;
+	}
+	if (cache->fetched_at == 0 ||
+		TimestampDifferenceExceeds(cache->fetched_at, now,
+								   (int) Min(cache_ttl_ms, INT_MAX)))
+	{
+		fetch_describe(conn, cache);
+		cache->fetched_at = now;
+	}
+	return cache;
+}
+
+/* The member of names equal to name but for case, or NULL. */
+static const char *
+find_caseless(List *names, const char *name)
+{
+	ListCell   *lc;
+
+	foreach(lc, names)
+	{
+		if (pg_strcasecmp(lfirst(lc), name) == 0)
+			return lfirst(lc);
+	}
+	return NULL;
 }
 
 bool
 marketo_field_searchable(MarketoConn *conn, const MarketoObject *obj,
 						 const char *field, int64 cache_ttl_ms)
 {
-	DescribeCache *cache;
-	TimestampTz now = GetCurrentTimestamp();
-	ListCell   *lc;
-
 	if (marketo_object_field_searchable(obj, field))
 		return true;
 	if (obj->describe_path == NULL)
 		return false;
+	return find_caseless(get_describe(conn, obj, cache_ttl_ms)->searchable,
+						 field) != NULL;
+}
 
-	cache = find_cache(conn->instance, obj->describe_path);
-	if (cache == NULL || TimestampDifferenceExceeds(cache->fetched_at, now,
-													(int) Min(cache_ttl_ms, INT_MAX)))
-	{
-		List	   *searchable = fetch_searchable(conn, obj->describe_path);
+char *
+marketo_canonical_field(MarketoConn *conn, const MarketoObject *obj,
+						const char *field, int64 cache_ttl_ms)
+{
+	const char *canonical;
 
-		if (cache == NULL)
-		{
-			cache = MemoryContextAllocZero(TopMemoryContext, sizeof(DescribeCache));
-			cache->instance = MemoryContextStrdup(TopMemoryContext, conn->instance);
-			cache->path = MemoryContextStrdup(TopMemoryContext, obj->describe_path);
-			cache->next = caches;
-			caches = cache;
-		}
-		else
-			list_free_deep(cache->searchable);
-		cache->searchable = searchable;
-		cache->fetched_at = now;
-	}
-
-	foreach(lc, cache->searchable)
-	{
-		if (pg_strcasecmp(lfirst(lc), field) == 0)
-			return true;
-	}
-	return false;
+	if (obj->describe_path == NULL || marketo_object_field_known(obj, field))
+		return pstrdup(field);
+	canonical = find_caseless(get_describe(conn, obj, cache_ttl_ms)->fields, field);
+	return pstrdup(canonical ? canonical : field);
 }
 
 List *

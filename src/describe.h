@@ -20,6 +20,16 @@ extern bool marketo_field_searchable(MarketoConn *conn,
 									 const MarketoObject *obj,
 									 const char *field, int64 cache_ttl_ms);
 
+/*
+ * The field's name as Marketo spells it ("firstname" -> "firstName"):
+ * columns match fields case-insensitively but Marketo's parameters do
+ * not.  Standard fields spelled right need no call; any other costs the
+ * same cached describe call as marketo_field_searchable.
+ */
+extern char *marketo_canonical_field(MarketoConn *conn,
+									 const MarketoObject *obj,
+									 const char *field, int64 cache_ttl_ms);
+
 /* One field of an object, as describe2 lists it. */
 typedef struct MarketoFieldDesc
 {

@@ -23,6 +23,14 @@ static const char *const lead_searchable[] = {
 	"sfdcLeadOwnerId", "sfdcOpptyId", NULL
 };
 
+/* Standard lead fields, spelled as Marketo spells them */
+static const char *const lead_standard[] = {
+	"firstName", "lastName", "middleName", "company", "title", "phone",
+	"mobilePhone", "website", "address", "city", "state", "country",
+	"postalCode", "leadScore", "leadStatus", "leadSource", "createdAt",
+	"updatedAt", "unsubscribed", "doNotCall", "industry", NULL
+};
+
 static const MarketoObject objects[] = {
 	{
 		.name = "leads",
@@ -34,6 +42,7 @@ static const MarketoObject objects[] = {
 		.filter_required = true,
 		.max_filter_values = MARKETO_LEAD_BATCH,
 		.searchable = lead_searchable,
+		.standard = lead_standard,
 		.describe_path = "/rest/v1/leads/describe2.json",
 		.default_cache_ttl_ms = 0,
 	},
@@ -73,15 +82,28 @@ marketo_object_names(void)
 	return buf.data;
 }
 
-bool
-marketo_object_field_searchable(const MarketoObject *obj, const char *field)
+static bool
+in_list(const char *const *list, const char *field, bool caseless)
 {
-	if (obj->searchable == NULL)
+	if (list == NULL)
 		return false;
-	for (const char *const *f = obj->searchable; *f != NULL; f++)
+	for (const char *const *f = list; *f != NULL; f++)
 	{
-		if (pg_strcasecmp(*f, field) == 0)
+		if ((caseless ? pg_strcasecmp(*f, field) : strcmp(*f, field)) == 0)
 			return true;
 	}
 	return false;
+}
+
+bool
+marketo_object_field_searchable(const MarketoObject *obj, const char *field)
+{
+	return in_list(obj->searchable, field, true);
+}
+
+bool
+marketo_object_field_known(const MarketoObject *obj, const char *field)
+{
+	return in_list(obj->searchable, field, false) ||
+		in_list(obj->standard, field, false);
 }

@@ -33,6 +33,7 @@ typedef struct MarketoObject
 	bool		filter_required;	/* refuse a scan with nothing pushed down */
 	int			max_filter_values;	/* values per filterValues call */
 	const char *const *searchable;	/* fields always searchable; NULL-ended */
+	const char *const *standard;	/* other fields every instance has */
 	const char *describe_path;	/* where more searchable fields are listed */
 	int64		default_cache_ttl_ms;
 } MarketoObject;
@@ -43,5 +44,8 @@ extern const MarketoObject *marketo_object_at(int i);
 extern const char *marketo_object_names(void);	/* "leads, activities, ..." */
 extern bool marketo_object_field_searchable(const MarketoObject *obj,
 											const char *field);
+/* field is spelled exactly as one of obj's standard or searchable fields */
+extern bool marketo_object_field_known(const MarketoObject *obj,
+									   const char *field);
 
 #endif							/* MARKETO_OBJECTS_H */

@@ -512,6 +512,7 @@ marketo_table_columns(Oid foreigntableid)
 								 "field");
 			col->field = field ? pstrdup(field)
 				: marketo_field_from_column_name(col->name);
+			col->field_given = field != NULL;
 		}
 		columns = lappend(columns, col);
 	}

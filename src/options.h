@@ -58,6 +58,7 @@ typedef struct MarketoColumn
 	AttrNumber	attnum;
 	char	   *name;			/* the column's name */
 	char	   *field;			/* Marketo field, or dotted path */
+	bool		field_given;	/* by the field option, spelled as meant */
 	Oid			typid;
 	int32		typmod;
 	bool		dropped;

@@ -58,6 +58,7 @@ typedef struct MarketoRelInfo
 
 	List	   *fields;			/* String */
 	List	   *attnums;		/* Integer */
+	List	   *paths;			/* String: each attnum's field, as spelled */
 	int			est_calls;
 	char	   *join_hint;		/* how to filter a join Marketo cannot answer */
 } MarketoRelInfo;
@@ -318,9 +319,35 @@ top_level_field(const char *field)
 	return dot ? pnstrdup(field, dot - field) : pstrdup(field);
 }
 
-/* Columns the query reads (output and quals), and the fields they need. */
+/*
+ * Whether a column's field needs no describe call to be spelled right:
+ * given by the field option, or turned from a snake_case name into the
+ * camelCase Marketo uses (first_name -> firstName).  A name like
+ * "firstname" or "LeadScore" may differ from its field in case only.
+ */
+static bool
+spelled_as_meant(const MarketoColumn *col)
+{
+	if (col->field_given)
+		return true;
+	if (strchr(col->name, '_') == NULL)
+		return false;
+	for (const char *c = col->name; *c; c++)
+	{
+		if (*c >= 'A' && *c <= 'Z')
+			return false;
+	}
+	return true;
+}
+
+/*
+ * The columns the query reads (output and quals), with their fields
+ * spelled as Marketo spells them: a column matches its field whatever the
+ * case, but Marketo's parameters are case-sensitive.  Only the columns
+ * read are resolved, so an unused odd column costs nothing.
+ */
 static void
-choose_fields(RelOptInfo *baserel, MarketoRelInfo *info)
+choose_columns(RelOptInfo *baserel, MarketoRelInfo *info)
 {
 	Bitmapset  *attrs = NULL;
 	ListCell   *lc;
@@ -335,14 +362,29 @@ choose_fields(RelOptInfo *baserel, MarketoRelInfo *info)
 	foreach(lc, info->columns)
 	{
 		MarketoColumn *col = lfirst(lc);
-		char	   *field;
 
 		if (col->dropped ||
 			(!whole_row &&
 			 !bms_is_member(col->attnum - FirstLowInvalidHeapAttributeNumber, attrs)))
 			continue;
+		if (!spelled_as_meant(col))
+			col->field = marketo_canonical_field(info->conn, info->topts->object,
+												 col->field, METADATA_TTL_MS);
 		info->attnums = lappend_int(info->attnums, col->attnum);
-		field = top_level_field(col->field);
+		info->paths = lappend(info->paths, makeString(col->field));
+	}
+}
+
+/* The fields= list: the top level of each column's path, once each. */
+static void
+choose_fields(MarketoRelInfo *info)
+{
+	ListCell   *lc;
+
+	foreach(lc, info->paths)
+	{
+		char	   *field = top_level_field(strVal(lfirst(lc)));
+
 		if (!list_member(info->fields, makeString(field)))
 			info->fields = lappend(info->fields, makeString(field));
 	}
@@ -364,8 +406,9 @@ marketoGetForeignRelSize(PlannerInfo *root, RelOptInfo *baserel,
 	info->nvalues = -1;
 	baserel->fdw_private = info;
 
+	choose_columns(baserel, info);
 	choose_filter(root, baserel, info);
-	choose_fields(baserel, info);
+	choose_fields(info);
 
 	if (info->filter_field == NULL)
 	{
@@ -440,6 +483,7 @@ marketoGetForeignPlan(PlannerInfo *root, RelOptInfo *baserel,
 	private = lappend(private, makeInteger(info->nvalues));
 	private = lappend(private, info->fields);
 	private = lappend(private, info->attnums);
+	private = lappend(private, info->paths);
 	private = lappend(private, makeInteger(info->est_calls));
 	if (info->filter_value)
 		exprs = list_make1(info->filter_value);

@@ -25,6 +25,7 @@ typedef enum MarketoPlanIndex
 	PLAN_FILTER_NVALUES,		/* Integer: values known at plan time, -1 */
 	PLAN_FIELDS,				/* List of String: the fields= list */
 	PLAN_ATTNUMS,				/* List of Integer: columns to fill */
+	PLAN_PATHS,					/* List of String: their fields */
 	PLAN_EST_CALLS,				/* Integer: estimated API calls */
 	PLAN_N_ITEMS
 } MarketoPlanIndex;

@@ -69,8 +69,9 @@ typedef struct MarketoScanState
 	MarketoCallStats stats;
 } MarketoScanState;
 
+/* The columns to fill, with the fields the planner resolved for them. */
 static void
-init_columns(MarketoScanState *st, Relation rel, List *attnums)
+init_columns(MarketoScanState *st, Relation rel, List *attnums, List *paths)
 {
 	List	   *columns = marketo_table_columns(RelationGetRelid(rel));
 	ListCell   *lc;
@@ -85,9 +86,9 @@ init_columns(MarketoScanState *st, Relation rel, List *attnums)
 		MarketoColumn *col = list_nth(columns, lfirst_int(lc) - 1);
 
 		st->attnums[i] = col->attnum;
-		st->paths[i] = col->field;
+		st->paths[i] = strVal(list_nth(paths, i));
 		marketo_converter_init(&st->converters[i], col->typid, col->typmod,
-							   col->name, col->field);
+							   col->name, st->paths[i]);
 		i++;
 	}
 }
@@ -115,7 +116,8 @@ marketoBeginForeignScan(ForeignScanState *node, int eflags)
 	if (plan->fdw_exprs != NIL)
 		st->filter_value = ExecInitExpr(linitial(plan->fdw_exprs),
 										(PlanState *) node);
-	init_columns(st, rel, list_nth(private, PLAN_ATTNUMS));
+	init_columns(st, rel, list_nth(private, PLAN_ATTNUMS),
+				 list_nth(private, PLAN_PATHS));
 
 	st->page_cxt = AllocSetContextCreate(node->ss.ps.state->es_query_cxt,
 										 "marketo_fdw page",
