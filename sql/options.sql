@@ -5,6 +5,7 @@
 CREATE SERVER bad FOREIGN DATA WRAPPER marketo_fdw;
 CREATE SERVER bad FOREIGN DATA WRAPPER marketo_fdw OPTIONS (base_url 'ftp://x.mktorest.com');
 CREATE SERVER bad FOREIGN DATA WRAPPER marketo_fdw OPTIONS (base_url 'http://123-ABC-456.mktorest.com');
+CREATE SERVER bad FOREIGN DATA WRAPPER marketo_fdw OPTIONS (base_url 'http://127.attacker.example');
 CREATE SERVER bad FOREIGN DATA WRAPPER marketo_fdw OPTIONS (base_url 'https://123-ABC-456.mktorest.com/rest/v1');
 CREATE SERVER bad FOREIGN DATA WRAPPER marketo_fdw OPTIONS (base_url 'https://user@123-ABC-456.mktorest.com');
 -- a trailing /rest or / is accepted
@@ -50,11 +51,24 @@ ALTER SERVER mine OPTIONS (SET base_url 'https://10.0.0.1');
 CREATE USER MAPPING FOR CURRENT_USER SERVER mine
   OPTIONS (client_id 'abc', client_secret 'hunter2');
 RESET ROLE;
+-- a server a superuser pointed at a loopback mock is usable by others
+GRANT USAGE ON FOREIGN SERVER mkto TO regress_marketo_user;
+CREATE USER MAPPING FOR regress_marketo_user SERVER mkto
+  OPTIONS (client_id 'mock-client', client_secret 'mock-secret');
+GRANT USAGE ON SCHEMA mkto TO regress_marketo_user;
+GRANT SELECT ON mkto.leads TO regress_marketo_user;
+SET ROLE regress_marketo_user;
+SELECT id, email FROM mkto.leads WHERE id = 1;
+RESET ROLE;
 -- the secret is hidden from other users, as for every user mapping
 SET ROLE regress_marketo_user;
 SELECT srvname, umoptions FROM pg_user_mappings WHERE srvname = 'good';
 RESET ROLE;
 DROP SERVER mine CASCADE;
+DROP USER MAPPING FOR regress_marketo_user SERVER mkto;
+REVOKE ALL ON SCHEMA mkto FROM regress_marketo_user;
+REVOKE ALL ON mkto.leads FROM regress_marketo_user;
+REVOKE ALL ON FOREIGN SERVER mkto FROM regress_marketo_user;
 DROP OWNED BY regress_marketo_user;
 DROP ROLE regress_marketo_user;
 DROP SERVER good CASCADE;

@@ -80,7 +80,6 @@ fetch_describe(MarketoConn *conn, DescribeCache *cache)
 	struct json_object *keys = json_object_object_get(desc, "searchableFields");
 	struct json_object *fields = json_object_object_get(desc, "fields");
 
-	MemoryContextSwitchTo(TopMemoryContext);
 	list_free_deep(cache->searchable);
 	list_free_deep(cache->fields);
 	cache->searchable = NIL;
@@ -89,12 +88,19 @@ fetch_describe(MarketoConn *conn, DescribeCache *cache)
 	{
 		for (size_t i = 0; i < json_object_array_length(keys); i++)
 		{
+			/* built in cxt: only single-field keys are kept */
 			List	   *key = string_list(json_object_array_get_idx(keys, i));
 
 			if (list_length(key) == 1)
-				cache->searchable = lappend(cache->searchable, linitial(key));
+			{
+				MemoryContextSwitchTo(TopMemoryContext);
+				cache->searchable = lappend(cache->searchable,
+											pstrdup(linitial(key)));
+				MemoryContextSwitchTo(cxt);
+			}
 		}
 	}
+	MemoryContextSwitchTo(TopMemoryContext);
 	if (fields && json_object_is_type(fields, json_type_array))
 	{
 		for (size_t i = 0; i < json_object_array_length(fields); i++)

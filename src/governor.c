@@ -77,6 +77,9 @@
 			(limit) = (wanted); \
 	} while (0)
 
+/* How long every backend stops after Marketo answered 607 */
+#define GOV_EXHAUSTED_PAUSE_MS	(10 * 60 * 1000)
+
 /* How long a server's limits apply after its last call (GovLimitSource) */
 #define GOV_SOURCE_TTL_MS	(10 * 60 * 1000)
 
@@ -294,14 +297,24 @@ apply_limits(GovInstance *inst, const MarketoConn *conn, TimestampTz now)
 {
 	GovLimitSource *src = limit_source(inst, conn);
 	TimestampTz since = TimestampTzPlusMilliseconds(now, -GOV_SOURCE_TTL_MS);
+	GovLimitSource mine = {MyDatabaseId, conn->serverid, now,
+		Min(conn->rate_limit, GOV_RING_SIZE),
+		Min(conn->max_concurrency, GOV_MAX_SLOTS),
+		conn->daily_quota, conn->bulk_export_mb};
 
-	src->dbid = MyDatabaseId;
-	src->serverid = conn->serverid;
-	src->seen_at = now;
-	src->rate_limit = Min(conn->rate_limit, GOV_RING_SIZE);
-	src->max_concurrency = Min(conn->max_concurrency, GOV_MAX_SLOTS);
-	src->daily_quota = conn->daily_quota;
-	src->bulk_export_mb = conn->bulk_export_mb;
+	/*
+	 * More servers than entries: one still in force is not dropped but
+	 * merged, so its smaller limits keep applying until it falls silent.
+	 */
+	if ((src->dbid != MyDatabaseId || src->serverid != conn->serverid) &&
+		src->dbid != InvalidOid && src->seen_at >= since)
+	{
+		mine.rate_limit = Min(mine.rate_limit, src->rate_limit);
+		mine.max_concurrency = Min(mine.max_concurrency, src->max_concurrency);
+		mine.daily_quota = Min(mine.daily_quota, src->daily_quota);
+		mine.bulk_export_mb = Min(mine.bulk_export_mb, src->bulk_export_mb);
+	}
+	*src = mine;
 
 	inst->rate_limit = inst->max_concurrency = 0;
 	inst->daily_quota = inst->bulk_export_mb = 0;
@@ -510,6 +523,8 @@ governor_require_preload(void)
 static void
 release_backend(void)
 {
+	TimestampTz now = GetCurrentTimestamp();
+
 	for (int i = 0; i < GOV_MAX_INSTANCES; i++)
 	{
 		GovInstance *inst = &governor_shared->instances[i];
@@ -521,7 +536,7 @@ release_backend(void)
 				continue;
 			held_calls[i][s].held = false;
 			SpinLockAcquire(&inst->mutex);
-			free_slot(inst, s, GetCurrentTimestamp());
+			free_slot(inst, s, now);
 			SpinLockRelease(&inst->mutex);
 			freed = true;
 		}
@@ -646,7 +661,7 @@ admission_verdict(const GovInstance *inst, int my_place, TimestampTz now,
 	TimestampTz rate_free;
 	int			in_flight;
 
-	if (inst->day.exhausted)
+	if (inst->exhausted_until > now)
 		return QUOTA_EXHAUSTED;
 	if (inst->day.calls >= inst->daily_quota)
 		return QUOTA_USED;
@@ -898,19 +913,20 @@ record_outcome(GovInstance *inst, GovernorOutcome outcome,
 		case GOV_NOT_COUNTED:
 			break;
 		case GOV_RATE_LIMITED:
+			/* 606 and 615 are not among the codes Marketo does not count */
 			inst->day.errors_606++;
 			throttle(inst, outcome, held->started_at, now, jitter);
-			break;
+			return;
 		case GOV_CONCURRENCY_LIMITED:
 			inst->day.errors_615++;
 			throttle(inst, outcome, held->started_at, now, jitter);
-			break;
+			return;
 		case GOV_QUOTA_EXHAUSTED:
 			inst->day.errors_607++;
-			/* a 607 from before midnight in Chicago says nothing of today */
-			if (same_day)
-				inst->day.exhausted = true;
-			break;
+			inst->exhausted_until =
+				Min(TimestampTzPlusMilliseconds(now, GOV_EXHAUSTED_PAUSE_MS),
+					governor_day_end(inst->day.day_key));
+			return;
 	}
 
 	/* Marketo did not count the call: give back what begin_call reserved */

@@ -24,13 +24,15 @@
 #define GOV_STAT_FILE		PGSTAT_STAT_PERMANENT_DIRECTORY "/marketo_fdw_governor.stat"
 #define GOV_STAT_TMPFILE	GOV_STAT_FILE ".tmp"
 #define GOV_STAT_MAGIC		0x4d4b4746	/* "MKGF" */
-#define GOV_STAT_VERSION	1
+#define GOV_STAT_VERSION	2
 
 /* The file: this header, then per instance its name and its GovDay. */
 typedef struct GovFileHeader
 {
 	uint32		magic;
 	uint32		version;
+	uint32		name_len;		/* the layout this file was written with */
+	uint32		day_len;
 	int32		count;			/* records that follow */
 } GovFileHeader;
 
@@ -39,30 +41,34 @@ static bool
 read_saved_instances(GovShared *gov, FILE *file, int32 today)
 {
 	GovFileHeader header;
+	char		names[GOV_MAX_INSTANCES][GOVERNOR_INSTANCE_LEN];
+	GovDay		days[GOV_MAX_INSTANCES];
 
 	if (fread(&header, sizeof(header), 1, file) != 1 ||
 		header.magic != GOV_STAT_MAGIC ||
 		header.version != GOV_STAT_VERSION ||
+		header.name_len != GOVERNOR_INSTANCE_LEN ||
+		header.day_len != sizeof(GovDay) ||
 		header.count < 0 || header.count > GOV_MAX_INSTANCES)
 		return false;
 
+	/* read every record before using any: a short file is used not at all */
 	for (int i = 0; i < header.count; i++)
 	{
-		char		name[GOVERNOR_INSTANCE_LEN];
-		GovDay		day;
-
-		if (fread(name, sizeof(name), 1, file) != 1 ||
-			fread(&day, sizeof(day), 1, file) != 1)
+		if (fread(names[i], sizeof(names[i]), 1, file) != 1 ||
+			fread(&days[i], sizeof(days[i]), 1, file) != 1)
 			return false;
-		name[sizeof(name) - 1] = '\0';
-
+		names[i][GOVERNOR_INSTANCE_LEN - 1] = '\0';
+	}
+	for (int i = 0; i < header.count; i++)
+	{
 		/* another day's counters are of no use */
-		if (day.day_key == today)
+		if (days[i].day_key == today)
 		{
 			GovInstance *inst = &gov->instances[gov->ninstances++];
 
-			strlcpy(inst->name, name, sizeof(inst->name));
-			inst->day = day;
+			strlcpy(inst->name, names[i], sizeof(inst->name));
+			inst->day = days[i];
 		}
 	}
 	return true;
@@ -112,7 +118,8 @@ governor_save(int code, Datum arg)
 {
 	GovShared  *gov = governor_shared;
 	FILE	   *file;
-	GovFileHeader header = {GOV_STAT_MAGIC, GOV_STAT_VERSION, gov->ninstances};
+	GovFileHeader header = {GOV_STAT_MAGIC, GOV_STAT_VERSION, GOVERNOR_INSTANCE_LEN,
+	sizeof(GovDay), gov->ninstances};
 
 	/* after a crash, start clean: the counters may be inconsistent */
 	if (code != 0)

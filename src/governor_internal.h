@@ -74,7 +74,6 @@ typedef struct GovWaiter
 typedef struct GovDay
 {
 	int32		day_key;		/* Julian day number of the date in Chicago */
-	bool		exhausted;		/* Marketo answered 607 */
 	int64		calls;			/* counted calls plus calls in flight */
 	int64		errors_606;
 	int64		errors_615;
@@ -118,6 +117,13 @@ typedef struct GovInstance
 	GovernorOutcome throttle_kind;
 
 	GovDay		day;
+
+	/*
+	 * After a 607 nobody calls until then: a while, not the whole day, since
+	 * clocks and Marketo's own reset time may differ from ours, and an
+	 * admin may raise the quota.
+	 */
+	TimestampTz exhausted_until;
 
 	int			bulk_running;
 	int			bulk_queued;

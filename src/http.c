@@ -60,6 +60,10 @@ static const ErrorCodeRule error_code_rules[] = {
 	{"608", ANSWER_TRANSIENT, GOV_NOT_COUNTED},
 	{"611", ANSWER_TRANSIENT, GOV_NOT_COUNTED},
 	{"615", ANSWER_CONCURRENCY_LIMITED, GOV_CONCURRENCY_LIMITED},
+	/* transient per Marketo's docs: subscription unreachable, resource busy */
+	{"614", ANSWER_TRANSIENT, GOV_COUNTED},
+	{"713", ANSWER_TRANSIENT, GOV_COUNTED},
+	{"719", ANSWER_TRANSIENT, GOV_COUNTED},
 };
 
 
@@ -273,6 +277,9 @@ classify_response(const HttpRequest *req, MarketoAnswer *answer)
 		answer->outcome = GOV_COUNTED;
 	else if (resp->curl_code != CURLE_OK)
 	{
+		/* Marketo counts what reached it; a lost answer may have */
+		if (!http_transport_never_sent(resp->curl_code))
+			answer->outcome = GOV_COUNTED;
 		if (req->idempotent && http_transport_is_transient(resp->curl_code))
 			answer->kind = ANSWER_TRANSIENT;
 	}
@@ -423,7 +430,8 @@ build_rest_request(HttpRequest *req, const MarketoConn *conn,
 		req->idempotent = has_query && query_has_param(query, "_method", "GET");
 		if (has_query)
 			appendStringInfo(&url, "?%s", query);
-		if (url.len - strlen(conn->base_url) > MARKETO_MAX_URI)
+		/* the request line around the URI counts against Marketo's limit too */
+		if (url.len > MAX_GET_URI)
 			ereport(ERROR,
 					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 					 errmsg("request URI for Marketo endpoint %s is too long", path),
@@ -443,7 +451,7 @@ build_rest_request(HttpRequest *req, const MarketoConn *conn,
 /*
  * One attempt: take a governor slot, send, read the answer, give the slot
  * back with what Marketo will have counted.  An ERROR in between (a
- * cancel) gives the slot back as not counted.
+ * cancel) gives the slot back as counted: the request may have arrived.
  */
 static void
 attempt_call(const MarketoConn *conn, const HttpRequest *req,
@@ -462,6 +470,8 @@ attempt_call(const MarketoConn *conn, const HttpRequest *req,
 		progress_add(0, 0, 1);
 		if (stats)
 			stats->calls++;
+		/* a call cut short once sent (a cancel) may well have been counted */
+		answer->outcome = GOV_COUNTED;
 		http_perform(conn, req, token, &answer->resp);
 		classify_response(req, answer);
 	}

@@ -81,6 +81,7 @@ typedef struct JsonGuard
 extern void http_perform(const MarketoConn *conn, const HttpRequest *req,
 						 const char *token, HttpResponse *resp);
 extern bool http_transport_is_transient(CURLcode code);
+extern bool http_transport_never_sent(CURLcode code);
 
 /* http.c */
 extern struct json_object *http_parse_json(StringInfo body, JsonGuard **guard,

@@ -11,6 +11,7 @@
 
 #include "foreign/foreign.h"
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 
@@ -72,6 +73,32 @@ snake_case(const char *name)
 	return buf.data;
 }
 
+/*
+ * The column for a field: its snake_case name, cut to what an identifier
+ * holds and numbered if two fields come to the same name (mobilePhone and
+ * Mobile_Phone).
+ */
+static char *
+unique_column_name(const char *field, List **used)
+{
+	char	   *name = snake_case(field);
+	char	   *column;
+
+	name[pg_mbcliplen(name, strlen(name), NAMEDATALEN - 1)] = '\0';
+	column = name;
+	for (int n = 2; list_member(*used, makeString(column)); n++)
+	{
+		char		suffix[16];
+		int			keep;
+
+		snprintf(suffix, sizeof(suffix), "_%d", n);
+		keep = pg_mbcliplen(name, strlen(name), NAMEDATALEN - 1 - strlen(suffix));
+		column = psprintf("%.*s%s", keep, name, suffix);
+	}
+	*used = lappend(*used, makeString(column));
+	return column;
+}
+
 static bool
 wanted(ImportForeignSchemaStmt *stmt, const char *table)
 {
@@ -101,6 +128,7 @@ create_table_command(ImportForeignSchemaStmt *stmt, const MarketoObject *obj,
 	StringInfoData cmd;
 	ListCell   *lc;
 	bool		first = true;
+	List	   *used = NIL;
 
 	initStringInfo(&cmd);
 	appendStringInfo(&cmd, "CREATE FOREIGN TABLE %s (\n",
@@ -108,12 +136,20 @@ create_table_command(ImportForeignSchemaStmt *stmt, const MarketoObject *obj,
 	foreach(lc, fields)
 	{
 		MarketoFieldDesc *field = lfirst(lc);
-		char	   *column = snake_case(field->name);
+		char	   *column = unique_column_name(field->name, &used);
 
 		appendStringInfo(&cmd, "%s  %s %s", first ? "" : ",\n",
 						 quote_identifier(column), pg_type_for(field->data_type));
-		/* the column name must lead back to exactly this field */
-		if (strcmp(marketo_field_from_column_name(column), field->name) != 0)
+
+		/*
+		 * The field option is written wherever the name alone would not lead
+		 * straight back to the field: a name changed to stay unique or short,
+		 * or one word the planner would have to look up to be sure of its
+		 * case (the option saves that describe call on every backend).
+		 */
+		if (strcmp(marketo_field_from_column_name(column), field->name) != 0 ||
+			(strchr(column, '_') == NULL &&
+			 !marketo_object_field_known(obj, field->name)))
 			appendStringInfo(&cmd, " OPTIONS (field %s)",
 							 quote_literal_cstr(field->name));
 		first = false;

@@ -36,10 +36,10 @@ define_gucs(void)
 {
 	DefineCustomIntVariable("marketo_fdw.rate_window",
 							"Length of Marketo's rate window.",
-							"Marketo allows a number of calls per window of this length; tests shorten it.",
+							"Marketo allows a number of calls per window of this length; tests shorten it. One value for the whole server: every backend shares the window.",
 							&marketo_rate_window_ms,
 							20000, 100, 3600 * 1000,
-							PGC_SUSET, GUC_UNIT_MS,
+							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("marketo_fdw.bulk_poll_interval",
 							"How often a bulk job's status is polled.",

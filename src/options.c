@@ -10,6 +10,8 @@
  */
 #include "marketo_fdw.h"
 
+#include <arpa/inet.h>
+
 #include "access/htup_details.h"
 #include "access/reloptions.h"
 #include "catalog/pg_foreign_server.h"
@@ -114,12 +116,33 @@ valid_option_names(Oid catalog)
 	return buf.data;
 }
 
-static bool
-is_loopback_host(const char *host)
+/*
+ * host[:port] names this machine: localhost, [::1] or an IPv4 address in
+ * 127.0.0.0/8 (a DNS name merely starting with "127." is not one).
+ */
+bool
+marketo_host_is_loopback(const char *instance)
 {
-	return strcmp(host, "localhost") == 0 ||
-		strncmp(host, "127.", 4) == 0 ||
-		strcmp(host, "[::1]") == 0;
+	char	   *host = pstrdup(instance);
+	struct in_addr addr;
+	bool		loopback;
+
+	if (host[0] == '[')
+	{
+		char	   *bracket = strchr(host, ']');
+
+		if (bracket != NULL)
+			bracket[1] = '\0';
+	}
+	else if (strchr(host, ':') != NULL)
+		*strchr(host, ':') = '\0';
+
+	loopback = pg_strcasecmp(host, "localhost") == 0 ||
+		strcmp(host, "[::1]") == 0 ||
+		(inet_pton(AF_INET, host, &addr) == 1 &&
+		 (ntohl(addr.s_addr) >> 24) == 127);
+	pfree(host);
+	return loopback;
 }
 
 /* host[:port] is a Marketo REST host: <munchkin>.mktorest.com */
@@ -138,7 +161,7 @@ is_marketo_host(const char *host)
  * and its host[:port], or raise an error saying what is wrong with it.
  */
 static void
-parse_base_url(const char *url, char **base_url, char **instance)
+parse_base_url(const char *url, bool setting, char **base_url, char **instance)
 {
 	const char *rest;
 	const char *host_end;
@@ -183,14 +206,7 @@ parse_base_url(const char *url, char **base_url, char **instance)
 
 	if (!https)
 	{
-		char	   *hostname = pstrdup(host);
-		char	   *colon = strrchr(hostname, ':');
-
-		if (colon != NULL && hostname[0] != '[')
-			*colon = '\0';
-		else if (hostname[0] == '[' && strchr(hostname, ']') != NULL)
-			strchr(hostname, ']')[1] = '\0';
-		if (!is_loopback_host(hostname))
+		if (!marketo_host_is_loopback(host))
 			ereport(ERROR,
 					(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
 					 errmsg("base_url must use https"),
@@ -200,8 +216,9 @@ parse_base_url(const char *url, char **base_url, char **instance)
 	/*
 	 * The backend calls whatever host base_url names; letting any user aim
 	 * it at an internal service would be a server-side request forgery.
+	 * Checked when the option is set: a superuser's server stays usable.
 	 */
-	if (!superuser() && !is_marketo_host(host))
+	if (setting && !superuser() && !is_marketo_host(host))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("only superusers may set a base_url outside *.mktorest.com"),
@@ -256,7 +273,7 @@ check_option_value(const MarketoOption *opt, const char *value)
 	switch (opt->check)
 	{
 		case CHECK_URL:
-			parse_base_url(value, NULL, NULL);
+			parse_base_url(value, true, NULL, NULL);
 			break;
 		case CHECK_INT:
 			(void) parse_int_option(opt->name, value, opt->min, opt->max);
@@ -408,7 +425,7 @@ marketo_conn_for_server(Oid serverid, Oid userid)
 				 errmsg("server \"%s\" has no base_url", server->servername)));
 	conn->serverid = serverid;
 	conn->userid = userid;
-	parse_base_url(url, &conn->base_url, &conn->instance);
+	parse_base_url(url, false, &conn->base_url, &conn->instance);
 	conn->rate_limit = int_option(server->options, "rate_limit", 50);
 	conn->max_concurrency = int_option(server->options, "max_concurrency", 5);
 	conn->daily_quota = int_option(server->options, "daily_quota", 10000);

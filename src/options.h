@@ -69,6 +69,7 @@ extern MarketoConn *marketo_conn_for_server(Oid serverid, Oid userid);
 extern MarketoTableOptions *marketo_table_options(Oid foreigntableid);
 extern List *marketo_table_columns(Oid foreigntableid);	/* of MarketoColumn */
 extern char *marketo_field_from_column_name(const char *colname);
+extern bool marketo_host_is_loopback(const char *instance);
 extern void marketo_validate_options(List *options, Oid catalog);
 
 #endif							/* MARKETO_OPTIONS_H */

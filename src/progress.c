@@ -70,6 +70,14 @@ static ProgressShared *progress = NULL;
 /* The transaction nesting level that began this backend's scan */
 static int	scan_nest_level = 0;
 
+/*
+ * Scans open in this backend (a join of two Marketo tables has two): the
+ * entry shows the first and counts for all, and goes when the last ends.
+ */
+static int	open_scans = 0;
+
+static void progress_clear(void);
+
 
 /* Entries for every PGPROC that can run a scan: backends, workers, aux. */
 static int
@@ -137,7 +145,7 @@ static void
 progress_xact_callback(XactEvent event, void *arg)
 {
 	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
-		progress_end();
+		progress_clear();
 }
 
 static void
@@ -147,7 +155,7 @@ progress_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	if (event != SUBXACT_EVENT_ABORT_SUB)
 		return;
 	if (scan_nest_level >= GetCurrentTransactionNestLevel())
-		progress_end();
+		progress_clear();
 	else
 		progress_waiting(NULL);
 }
@@ -155,7 +163,7 @@ progress_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 static void
 progress_exit_callback(int code, Datum arg)
 {
-	progress_end();
+	progress_clear();
 }
 
 void
@@ -174,6 +182,8 @@ progress_begin(const char *object, const char *instance)
 		before_shmem_exit(progress_exit_callback, (Datum) 0);
 		callbacks_registered = true;
 	}
+	if (open_scans++ > 0 && entry->pid == MyProcPid)
+		return;
 	scan_nest_level = GetCurrentTransactionNestLevel();
 
 	SpinLockAcquire(&entry->mutex);
@@ -227,16 +237,26 @@ progress_waiting(const char *what)
 	SpinLockRelease(&entry->mutex);
 }
 
-void
-progress_end(void)
+/* Take the entry down, whatever scans were open (an error ended them). */
+static void
+progress_clear(void)
 {
 	ProgressEntry *entry = active_entry();
 
+	open_scans = 0;
 	if (entry == NULL)
 		return;
 	SpinLockAcquire(&entry->mutex);
 	entry->pid = 0;
 	SpinLockRelease(&entry->mutex);
+}
+
+void
+progress_end(void)
+{
+	if (open_scans > 0 && --open_scans > 0)
+		return;
+	progress_clear();
 }
 
 void

@@ -49,7 +49,9 @@ typedef struct MarketoScanState
 	MarketoConverter *converters;
 
 	/* the filter values of this pass, in batches */
-	List	   *values;			/* char * */
+	MemoryContext pass_cxt;		/* holds values */
+	MemoryContext next_cxt;		/* a rescan's values, until compared */
+	List	   *values;			/* String */
 	int			next_value;		/* first value of the next batch */
 	bool		values_ready;
 
@@ -122,6 +124,12 @@ marketoBeginForeignScan(ForeignScanState *node, int eflags)
 	st->page_cxt = AllocSetContextCreate(node->ss.ps.state->es_query_cxt,
 										 "marketo_fdw page",
 										 ALLOCSET_DEFAULT_SIZES);
+	st->pass_cxt = AllocSetContextCreate(node->ss.ps.state->es_query_cxt,
+										 "marketo_fdw filter values",
+										 ALLOCSET_SMALL_SIZES);
+	st->next_cxt = AllocSetContextCreate(node->ss.ps.state->es_query_cxt,
+										 "marketo_fdw filter values",
+										 ALLOCSET_SMALL_SIZES);
 	/* keep rows only where the executor may ask for them again */
 	if (eflags & (EXEC_FLAG_REWIND | EXEC_FLAG_BACKWARD))
 		st->rows = tuplestore_begin_heap(false, false, work_mem);
@@ -189,9 +197,10 @@ sort_unique_values(List *values)
 	return unique;
 }
 
-/* Evaluate the filter's values for this pass (parameters may change). */
+/* Evaluate the filter's values into cxt (parameters change between passes). */
 static List *
-evaluate_filter_values(MarketoScanState *st, ExprContext *econtext)
+evaluate_filter_values(MarketoScanState *st, ExprContext *econtext,
+					   MemoryContext cxt)
 {
 	List	   *values = NIL;
 	bool		isnull;
@@ -200,7 +209,7 @@ evaluate_filter_values(MarketoScanState *st, ExprContext *econtext)
 
 	if (st->filter_value == NULL)
 		return NIL;
-	old = MemoryContextSwitchTo(econtext->ecxt_per_query_memory);
+	old = MemoryContextSwitchTo(cxt);
 	value = ExecEvalExpr(st->filter_value, econtext, &isnull);
 	if (!st->filter_is_array)
 		values = add_filter_value(st, values, value, isnull);
@@ -243,14 +252,22 @@ check_call_budget(MarketoScanState *st)
 						needed, marketo_max_calls_per_statement)));
 }
 
+/* Start a pass over values (in pass_cxt). */
 static void
-start_pass(MarketoScanState *st, ExprContext *econtext)
+use_values(MarketoScanState *st, List *values)
 {
-	st->values = evaluate_filter_values(st, econtext);
+	st->values = values;
 	st->next_value = 0;
 	st->batch_open = false;
 	st->values_ready = true;
 	check_call_budget(st);
+}
+
+static void
+start_pass(MarketoScanState *st, ExprContext *econtext)
+{
+	MemoryContextReset(st->pass_cxt);
+	use_values(st, evaluate_filter_values(st, econtext, st->pass_cxt));
 }
 
 /* The query string of the next call of the current batch. */
@@ -258,6 +275,7 @@ static char *
 build_query(MarketoScanState *st, int first_value, int nvalues)
 {
 	StringInfoData query;
+	char		page_size[16];
 
 	initStringInfo(&query);
 	if (st->filter_field)
@@ -270,11 +288,12 @@ build_query(MarketoScanState *st, int first_value, int nvalues)
 							 strVal(list_nth(st->values, i)));
 		marketo_append_param(&query, "filterType", st->filter_field);
 		marketo_append_param(&query, "filterValues", vals.data);
+		pfree(vals.data);
 	}
 	if (st->object->fields_param)
 		marketo_append_param(&query, st->object->fields_param, st->fields);
-	marketo_append_param(&query, st->object->page_size_param,
-						 psprintf("%d", st->object->page_size));
+	snprintf(page_size, sizeof(page_size), "%d", st->object->page_size);
+	marketo_append_param(&query, st->object->page_size_param, page_size);
 	if (st->next_page_token)
 		marketo_append_param(&query, "nextPageToken", st->next_page_token);
 	return query.data;
@@ -404,7 +423,8 @@ marketoReScanForeignScan(ForeignScanState *node)
 		return;
 
 	/* The same values, all read already: replay instead of calling again. */
-	values = evaluate_filter_values(st, node->ss.ps.ps_ExprContext);
+	MemoryContextReset(st->next_cxt);
+	values = evaluate_filter_values(st, node->ss.ps.ps_ExprContext, st->next_cxt);
 	if (st->rows && st->pass_complete && equal(values, st->values))
 	{
 		tuplestore_rescan(st->rows);
@@ -418,7 +438,16 @@ marketoReScanForeignScan(ForeignScanState *node)
 	st->replaying = false;
 	if (st->rows)
 		tuplestore_clear(st->rows);
-	st->values_ready = false;
+
+	/* the new values are this pass's: they trade places with the old */
+	{
+		MemoryContext old_values = st->pass_cxt;
+
+		st->pass_cxt = st->next_cxt;
+		st->next_cxt = old_values;
+		MemoryContextReset(old_values);
+	}
+	use_values(st, values);
 }
 
 void
@@ -431,6 +460,8 @@ marketoEndForeignScan(ForeignScanState *node)
 	if (st->rows)
 		tuplestore_end(st->rows);
 	MemoryContextDelete(st->page_cxt);
+	MemoryContextDelete(st->pass_cxt);
+	MemoryContextDelete(st->next_cxt);
 	progress_end();
 }
 

@@ -14,7 +14,10 @@
 
 #include <json.h>
 
+#include "miscadmin.h"
+#include "storage/latch.h"
 #include "utils/timestamp.h"
+#include "utils/wait_event.h"
 
 #include "governor.h"
 #include "http_internal.h"
@@ -25,6 +28,8 @@
 
 /* Marketo's tokens live an hour; anything far longer is not believed. */
 #define MAX_EXPIRES_IN			(24 * 3600)
+/* a token with less left than this is not worth a call */
+#define DYING_TOKEN_MS			2000
 
 /*
  * The identity URL with client id and secret.  Buffers are sized up front
@@ -126,6 +131,23 @@ copy_token(struct json_object *root, char *token, size_t tokenlen)
 	}
 	memcpy(token, s, len + 1);
 	return true;
+}
+
+/* Interruptible sleep until t. */
+static void
+sleep_until(TimestampTz t)
+{
+	for (;;)
+	{
+		long		ms = (long) ((t - GetCurrentTimestamp() + 999) / 1000);
+
+		if (ms <= 0)
+			return;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 ms, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
 }
 
 static bool
@@ -248,7 +270,20 @@ token_acquire(const MarketoConn *conn, char *token, size_t tokenlen,
 	/* other backends wait for this one: tell the governor if we fail */
 	PG_TRY();
 	{
-		fetch_token(conn, token, tokenlen, &expires_at, stats);
+		/*
+		 * Marketo hands back its current token while it lives, even with a
+		 * second left (§1 of the API notes); such a token would only earn a
+		 * 602.  Wait it out and ask again, a couple of times at most.
+		 */
+		for (int tries = 0;; tries++)
+		{
+			fetch_token(conn, token, tokenlen, &expires_at, stats);
+			if (tries >= 2 ||
+				expires_at > TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+														 DYING_TOKEN_MS))
+				break;
+			sleep_until(TimestampTzPlusMilliseconds(expires_at, 1000));
+		}
 		governor_token_put(conn, token, expires_at);
 	}
 	PG_CATCH();

@@ -203,31 +203,6 @@ headers_build(const HttpRequest *req, const char *token)
 	}
 }
 
-static bool
-host_is_loopback(const char *instance)
-{
-	char	   *host = pstrdup(instance);
-	char	   *colon = strrchr(host, ':');
-	bool		result;
-
-	/* strip the port: "[::1]:8080", "localhost:8080" */
-	if (host[0] == '[')
-	{
-		char	   *bracket = strchr(host, ']');
-
-		if (bracket != NULL)
-			bracket[1] = '\0';
-	}
-	else if (colon != NULL)
-		*colon = '\0';
-
-	result = strcmp(host, "localhost") == 0 ||
-		strncmp(host, "127.", 4) == 0 ||
-		strcmp(host, "[::1]") == 0;
-	pfree(host);
-	return result;
-}
-
 /*
  * options.c already allows plain http only to loopback hosts; check again
  * where the bytes leave, so no other path can send a token in clear text.
@@ -238,7 +213,7 @@ check_transport_security(const MarketoConn *conn)
 	if (strncmp(conn->base_url, "https://", 8) == 0)
 		return;
 	if (strncmp(conn->base_url, "http://", 7) == 0 &&
-		host_is_loopback(conn->instance))
+		marketo_host_is_loopback(conn->instance))
 		return;
 	ereport(ERROR,
 			(errcode(ERRCODE_FDW_INVALID_ATTRIBUTE_VALUE),
@@ -286,6 +261,26 @@ set_options(CURL *h, const MarketoConn *conn, const HttpRequest *req,
 	}
 	else
 		SETOPT(h, CURLOPT_HTTPGET, 1L);
+}
+
+/*
+ * Did the request certainly never reach Marketo (so it was not counted)?
+ */
+bool
+http_transport_never_sent(CURLcode code)
+{
+	switch (code)
+	{
+		case CURLE_COULDNT_RESOLVE_HOST:
+		case CURLE_COULDNT_CONNECT:
+		case CURLE_SSL_CONNECT_ERROR:
+		case CURLE_UNSUPPORTED_PROTOCOL:
+		case CURLE_URL_MALFORMAT:
+		case CURLE_PEER_FAILED_VERIFICATION:
+			return true;
+		default:
+			return false;
+	}
 }
 
 /*

@@ -66,7 +66,8 @@ LIMITS  (REST calls only)  check order:
   Admitted calls then sleep latency_ms (while in flight).  quota_used counts
   admitted calls whose answer code is not 601/602/604/605/608/611 (reserved at
   admission, released at the end if not counted).  606/607/615 rejections are
-  not admitted, not counted, not in flight, get no latency.
+  not admitted, not in flight, get no latency; 606 and 615 count against the
+  daily quota (Marketo exempts only 601/602/604/605/608/611), 607 does not.
 
 LEAD DATA  (static; /_mock/reset never changes it)
   2500 leads, id 1..2500, ordered by id in every answer.

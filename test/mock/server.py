@@ -443,7 +443,7 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 msg = message_for(code, st.config_snapshot())
             self._log("rest", adm.seq, adm.t_start, eff, path, override, params, 200, code,
-                      False, False, auth, adm.in_flight_at_start, client=adm.client,
+                      adm.counted, False, auth, adm.in_flight_at_start, client=adm.client,
                       fault=adm.fault.kind if adm.fault else None, **log_common)
             self._safe_send(error_response(rid, code, msg))
             return

@@ -81,10 +81,11 @@ class Fault:
 class Admission:
     """Outcome of State.admit() for one REST call."""
     __slots__ = ("seq", "t_start", "in_flight_at_start", "client", "reject_code",
-                 "admitted", "fault", "gen", "token")
+                 "admitted", "fault", "gen", "token", "counted")
 
     def __init__(self):
         self.reject_code = None
+        self.counted = False
         self.admitted = False
         self.fault = None
         self.client = None
@@ -276,16 +277,13 @@ class State:
             while self.window and self.window[0] <= now - w:
                 self.window.popleft()
             if len(self.window) >= cfg["rate_limit"]:
-                a.reject_code = "606"
-                return a
+                return self._reject_locked(a, "606")
             if self.in_flight >= cfg["max_in_flight"]:
-                a.reject_code = "615"
-                return a
+                return self._reject_locked(a, "615")
             f = self._take_fault_locked("rest", path)
             if f is not None and f.kind in LIMIT_FAULTS:
                 a.fault = f
-                a.reject_code = f.kind
-                return a
+                return self._reject_locked(a, f.kind)
             a.fault = f
             a.admitted = True
             a.gen = self.gen
@@ -296,6 +294,16 @@ class State:
                 self.max_in_flight = self.in_flight
             self.counted_today += 1        # provisional; undone in finish()
             return a
+
+    def _reject_locked(self, a, code):
+        """Refuse a call for a limit.  606 and 615 are not among the codes
+        Marketo's docs exempt (601/602/604/605/608/611), so they count
+        against the daily quota, though not in the rate window."""
+        a.reject_code = code
+        a.counted = code in ("606", "615")
+        if a.counted:
+            self.counted_today += 1
+        return a
 
     def finish_admitted(self, adm, code):
         """Response written: leave in-flight; undo the provisional quota
