@@ -48,7 +48,12 @@ else
 fi
 fi
 
-[ $failed = 0 ] || say "TESTS FAILED (work dir $WORK)"
+if [ $failed = 0 ]; then
+	stop_mock
+	rm -rf "$WORK"
+else
+	say "TESTS FAILED (work dir $WORK kept)"
+fi
 # one line for CI: the suites (mock self-test, pg_regress, TAP)
 echo "suites: $passed passed, $failed failed"
 [ $failed = 0 ]
