@@ -57,10 +57,17 @@
 
 typedef struct GovToken
 {
-	/* The key, set once when the entry is claimed, under tokens->lock */
+	/*
+	 * The key, set when the entry is claimed, under tokens->lock in exclusive
+	 * mode and the mutex.  An entry holding no live token and no fetch may be
+	 * claimed again for another key when the table is full; generation then
+	 * changes, so a backend still holding the old index looks again rather
+	 * than take another credential's token.
+	 */
 	char		instance[GOVERNOR_INSTANCE_LEN];
 	char		client_id[TOKEN_CLIENT_ID_LEN];
 	uint8		secret_digest[PG_SHA256_DIGEST_LENGTH];
+	uint32		generation;
 
 	slock_t		mutex;			/* protects all that follows */
 	char		token[TOKEN_LEN];	/* "": none */
@@ -82,7 +89,8 @@ typedef enum TokenVerdict
 {
 	TOKEN_COPIED,				/* a usable token was copied out */
 	TOKEN_FETCH,				/* the caller is now the one fetching */
-	TOKEN_WAIT					/* another backend is fetching */
+	TOKEN_WAIT,					/* another backend is fetching */
+	TOKEN_RELOOKUP				/* the entry now belongs to another key */
 } TokenVerdict;
 
 static GovTokens *tokens = NULL;
@@ -148,9 +156,48 @@ find_entry(const MarketoConn *conn, const uint8 *digest)
 	return -1;
 }
 
-/* The index of conn's token entry, claimed if new. */
+/*
+ * Under tokens->lock in exclusive mode, the table full: the entry that can
+ * go to a new key (no fetch under way, no token still alive), the one idle
+ * longest; -1 if none.
+ */
 static int
-entry_index(const MarketoConn *conn)
+reusable_entry(TimestampTz now)
+{
+	int			best = -1;
+
+	for (int i = 0; i < tokens->nentries; i++)
+	{
+		GovToken   *t = &tokens->entries[i];
+		bool		idle;
+
+		SpinLockAcquire(&t->mutex);
+		idle = t->fetcher_pid == 0 && (t->token[0] == '\0' || t->expires_at <= now);
+		SpinLockRelease(&t->mutex);
+		if (idle && (best < 0 || t->expires_at < tokens->entries[best].expires_at))
+			best = i;
+	}
+	return best;
+}
+
+static void
+claim_entry(int idx, const MarketoConn *conn, const uint8 *digest)
+{
+	GovToken   *t = &tokens->entries[idx];
+
+	SpinLockAcquire(&t->mutex);
+	strlcpy(t->instance, conn->instance, sizeof(t->instance));
+	strlcpy(t->client_id, conn->client_id, sizeof(t->client_id));
+	memcpy(t->secret_digest, digest, PG_SHA256_DIGEST_LENGTH);
+	t->generation++;
+	t->token[0] = '\0';
+	t->expires_at = 0;
+	SpinLockRelease(&t->mutex);
+}
+
+/* The index of conn's token entry, claimed if new, and its generation. */
+static int
+entry_index(const MarketoConn *conn, uint32 *generation)
 {
 	uint8		digest[PG_SHA256_DIGEST_LENGTH];
 	int			idx;
@@ -166,21 +213,23 @@ entry_index(const MarketoConn *conn)
 
 	LWLockAcquire(tokens->lock, LW_SHARED);
 	idx = find_entry(conn, digest);
+	if (idx >= 0)
+		*generation = tokens->entries[idx].generation;
 	LWLockRelease(tokens->lock);
 	if (idx >= 0)
 		return idx;
 
 	LWLockAcquire(tokens->lock, LW_EXCLUSIVE);
 	idx = find_entry(conn, digest);
-	if (idx < 0 && tokens->nentries < TOKEN_ENTRIES)
+	if (idx < 0)
 	{
-		GovToken   *t = &tokens->entries[tokens->nentries];
-
-		strlcpy(t->instance, conn->instance, sizeof(t->instance));
-		strlcpy(t->client_id, conn->client_id, sizeof(t->client_id));
-		memcpy(t->secret_digest, digest, PG_SHA256_DIGEST_LENGTH);
-		idx = tokens->nentries++;
+		idx = tokens->nentries < TOKEN_ENTRIES ? tokens->nentries++
+			: reusable_entry(GetCurrentTimestamp());
+		if (idx >= 0)
+			claim_entry(idx, conn, digest);
 	}
+	if (idx >= 0)
+		*generation = tokens->entries[idx].generation;
 	LWLockRelease(tokens->lock);
 
 	if (idx < 0)
@@ -189,7 +238,7 @@ entry_index(const MarketoConn *conn)
 				 errmsg("too many Marketo API users"),
 				 errdetail("marketo_fdw shares access tokens for at most %d combinations of instance, client_id and client_secret.",
 						   TOKEN_ENTRIES),
-				 errhint("Restart the server to forget credentials no longer used.")));
+				 errhint("Every entry holds a live token or a fetch; try again when one expires.")));
 	return idx;
 }
 
@@ -221,12 +270,17 @@ token_usable(const GovToken *t, TimestampTz now)
  * request_timeout, after which its answer is of no use.
  */
 static TokenVerdict
-try_token(GovToken *t, const MarketoConn *conn, TimestampTz now,
-		  char *copy, int *fetcher, TimestampTz *fetch_deadline)
+try_token(GovToken *t, uint32 generation, const MarketoConn *conn,
+		  TimestampTz now, char *copy, int *fetcher, TimestampTz *fetch_deadline)
 {
 	TokenVerdict verdict;
 
 	SpinLockAcquire(&t->mutex);
+	if (t->generation != generation)
+	{
+		SpinLockRelease(&t->mutex);
+		return TOKEN_RELOOKUP;
+	}
 	*fetcher = t->fetcher_pid;
 	*fetch_deadline = TimestampTzPlusMilliseconds(t->fetch_started,
 												  conn->request_timeout * (int64) 1000);
@@ -262,7 +316,8 @@ drop_dead_fetcher(GovToken *t, int fetcher)
 bool
 governor_token_get(const MarketoConn *conn, char *token, size_t tokenlen)
 {
-	int			idx = entry_index(conn);
+	uint32		generation;
+	int			idx = entry_index(conn, &generation);
 	GovToken   *t = &tokens->entries[idx];
 	char		copy[TOKEN_LEN];
 	TokenVerdict verdict;
@@ -275,7 +330,14 @@ governor_token_get(const MarketoConn *conn, char *token, size_t tokenlen)
 		int			fetcher;
 		long		timeout;
 
-		verdict = try_token(t, conn, now, copy, &fetcher, &fetch_deadline);
+		verdict = try_token(t, generation, conn, now, copy, &fetcher,
+							&fetch_deadline);
+		if (verdict == TOKEN_RELOOKUP)
+		{
+			idx = entry_index(conn, &generation);
+			t = &tokens->entries[idx];
+			continue;
+		}
 		if (verdict == TOKEN_FETCH)
 			fetching[idx] = true;
 		if (verdict != TOKEN_WAIT)
@@ -318,7 +380,8 @@ void
 governor_token_put(const MarketoConn *conn, const char *token,
 				   TimestampTz expires_at)
 {
-	int			idx = entry_index(conn);
+	uint32		generation;
+	int			idx = entry_index(conn, &generation);
 	GovToken   *t = &tokens->entries[idx];
 	TimestampTz now = GetCurrentTimestamp();
 
@@ -362,10 +425,11 @@ governor_token_abandon(const MarketoConn *conn)
 void
 governor_token_forget(const MarketoConn *conn, const char *token)
 {
-	GovToken   *t = &tokens->entries[entry_index(conn)];
+	uint32		generation;
+	GovToken   *t = &tokens->entries[entry_index(conn, &generation)];
 
 	SpinLockAcquire(&t->mutex);
-	if (strcmp(t->token, token) == 0)
+	if (t->generation == generation && strcmp(t->token, token) == 0)
 		t->token[0] = '\0';
 	SpinLockRelease(&t->mutex);
 }
