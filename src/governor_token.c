@@ -34,6 +34,7 @@
 #include "utils/timestamp.h"
 
 #include "governor_internal.h"
+#include "marketo_fdw.h"
 #include "progress.h"
 
 #define TOKEN_ENTRIES			64
@@ -267,7 +268,7 @@ token_usable(const GovToken *t, TimestampTz now)
 /*
  * Copy out a usable token, or make this backend the one fetching if nobody
  * else is: nobody fetches, or the one who did gave up on it or outlived
- * request_timeout, after which its answer is of no use.
+ * every try it may make (request_timeout each), so it is surely stuck.
  */
 static TokenVerdict
 try_token(GovToken *t, uint32 generation, const MarketoConn *conn,
@@ -282,8 +283,10 @@ try_token(GovToken *t, uint32 generation, const MarketoConn *conn,
 		return TOKEN_RELOOKUP;
 	}
 	*fetcher = t->fetcher_pid;
+	/* a fetch may take every retry it is allowed before it gives up */
 	*fetch_deadline = TimestampTzPlusMilliseconds(t->fetch_started,
-												  conn->request_timeout * (int64) 1000);
+												  conn->request_timeout * (int64) 1000 *
+												  (marketo_max_retries + 1));
 	if (token_usable(t, now))
 	{
 		strlcpy(copy, t->token, TOKEN_LEN);
