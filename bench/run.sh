@@ -35,22 +35,13 @@ BIN=$(pg_bindir)
 PGDATA=""
 BG_PIDS=""
 
-# Stop what this script started, by process id only.
-stop_bench_mock() {
-	[ -n "$MOCK_PID" ] || return 0
-	local child
-	child=$(pgrep -P "$MOCK_PID" 2>/dev/null || true)	# runuser's child
-	kill ${child:-$MOCK_PID} 2>/dev/null || true
-	wait "$MOCK_PID" 2>/dev/null || true
-	MOCK_PID=""
-}
 cleanup() {
 	local p
 	for p in $BG_PIDS; do kill "$p" 2>/dev/null || true; done
 	if [ -n "$PGDATA" ] && [ -f "$PGDATA/postmaster.pid" ]; then
 		as_pg "$BIN/pg_ctl" -D "$PGDATA" -m immediate stop >/dev/null 2>&1 || true
 	fi
-	stop_bench_mock
+	stop_mock
 	if [ -n "${WORK:-}" ] && [ -d "$WORK" ]; then
 		if [ -n "${BENCH_KEEP:-}" ]; then say "work directory kept: $WORK"; else rm -rf "$WORK"; fi
 	fi

@@ -24,7 +24,7 @@ typedef struct DescribeCache
 	char	   *instance;
 	char	   *path;
 	List	   *searchable;		/* char *, in TopMemoryContext */
-	List	   *fields;			/* char *, every field's REST name */
+	List	   *fields;			/* MarketoFieldDesc, every field */
 	TimestampTz fetched_at;
 	struct DescribeCache *next;
 } DescribeCache;
@@ -65,6 +65,46 @@ string_list(struct json_object *array)
 	return list;
 }
 
+/* describe2's fields: [{"name", "dataType", ...}], in the current context */
+static List *
+field_descs(struct json_object *fields)
+{
+	List	   *descs = NIL;
+
+	if (fields == NULL || !json_object_is_type(fields, json_type_array))
+		return NIL;
+	for (size_t i = 0; i < json_object_array_length(fields); i++)
+	{
+		struct json_object *field = json_object_array_get_idx(fields, i);
+		struct json_object *name = json_object_object_get(field, "name");
+		struct json_object *type = json_object_object_get(field, "dataType");
+		MarketoFieldDesc *desc;
+
+		if (name == NULL || !json_object_is_type(name, json_type_string))
+			continue;
+		desc = palloc(sizeof(MarketoFieldDesc));
+		desc->name = pstrdup(json_object_get_string(name));
+		desc->data_type = pstrdup(type ? json_object_get_string(type) : "string");
+		descs = lappend(descs, desc);
+	}
+	return descs;
+}
+
+static void
+free_field_descs(List *descs)
+{
+	ListCell   *lc;
+
+	foreach(lc, descs)
+	{
+		MarketoFieldDesc *desc = lfirst(lc);
+
+		pfree(desc->name);
+		pfree(desc->data_type);
+	}
+	list_free_deep(descs);
+}
+
 /*
  * Fill cache from one describe2 call: searchableFields ([["email"],
  * ["a","b"]]; compound keys are skipped) and the names of all fields.
@@ -81,7 +121,7 @@ fetch_describe(MarketoConn *conn, DescribeCache *cache)
 	struct json_object *fields = json_object_object_get(desc, "fields");
 
 	list_free_deep(cache->searchable);
-	list_free_deep(cache->fields);
+	free_field_descs(cache->fields);
 	cache->searchable = NIL;
 	cache->fields = NIL;
 	if (keys && json_object_is_type(keys, json_type_array))
@@ -101,18 +141,7 @@ fetch_describe(MarketoConn *conn, DescribeCache *cache)
 		}
 	}
 	MemoryContextSwitchTo(TopMemoryContext);
-	if (fields && json_object_is_type(fields, json_type_array))
-	{
-		for (size_t i = 0; i < json_object_array_length(fields); i++)
-		{
-			struct json_object *name =
-				json_object_object_get(json_object_array_get_idx(fields, i), "name");
-
-			if (name && json_object_is_type(name, json_type_string))
-				cache->fields = lappend(cache->fields,
-										pstrdup(json_object_get_string(name)));
-		}
-	}
+	cache->fields = field_descs(fields);
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);
 }
@@ -178,43 +207,35 @@ char *
 marketo_canonical_field(MarketoConn *conn, const MarketoObject *obj,
 						const char *field, int64 cache_ttl_ms)
 {
-	const char *canonical;
+	ListCell   *lc;
 
 	if (obj->describe_path == NULL || marketo_object_field_known(obj, field))
 		return pstrdup(field);
-	canonical = find_caseless(get_describe(conn, obj, cache_ttl_ms)->fields, field);
-	return pstrdup(canonical ? canonical : field);
+	foreach(lc, get_describe(conn, obj, cache_ttl_ms)->fields)
+	{
+		MarketoFieldDesc *desc = lfirst(lc);
+
+		if (pg_strcasecmp(desc->name, field) == 0)
+			return pstrdup(desc->name);
+	}
+	return pstrdup(field);
 }
 
 List *
 marketo_describe_fields(MarketoConn *conn, const MarketoObject *obj)
 {
-	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
-											  "marketo_fdw describe",
-											  ALLOCSET_SMALL_SIZES);
-	MemoryContext old = MemoryContextSwitchTo(cxt);
-	struct json_object *fields = json_object_object_get(describe_object(conn, obj->describe_path),
-														 "fields");
-	List	   *result = NIL;
+	List	   *copy = NIL;
+	ListCell   *lc;
 
-	MemoryContextSwitchTo(old);
-	if (fields && json_object_is_type(fields, json_type_array))
+	/* a time to live of 0: fresh, and the backend's cache refreshed too */
+	foreach(lc, get_describe(conn, obj, 0)->fields)
 	{
-		for (size_t i = 0; i < json_object_array_length(fields); i++)
-		{
-			struct json_object *field = json_object_array_get_idx(fields, i);
-			struct json_object *name = json_object_object_get(field, "name");
-			struct json_object *type = json_object_object_get(field, "dataType");
-			MarketoFieldDesc *desc;
+		MarketoFieldDesc *desc = palloc(sizeof(MarketoFieldDesc));
 
-			if (name == NULL || !json_object_is_type(name, json_type_string))
-				continue;
-			desc = palloc(sizeof(MarketoFieldDesc));
-			desc->name = pstrdup(json_object_get_string(name));
-			desc->data_type = pstrdup(type ? json_object_get_string(type) : "string");
-			result = lappend(result, desc);
-		}
+		*desc = *(MarketoFieldDesc *) lfirst(lc);
+		desc->name = pstrdup(desc->name);
+		desc->data_type = pstrdup(desc->data_type);
+		copy = lappend(copy, desc);
 	}
-	MemoryContextDelete(cxt);
-	return result;
+	return copy;
 }

@@ -37,7 +37,7 @@ typedef struct MarketoFieldDesc
 	char	   *data_type;		/* Marketo dataType, e.g. "string" */
 } MarketoFieldDesc;
 
-/* Every field of obj on conn's instance: one describe call, not cached. */
+/* Every field of obj on conn's instance: one describe call, also refreshing the cache. */
 extern List *marketo_describe_fields(MarketoConn *conn,
 									 const MarketoObject *obj);
 

@@ -23,7 +23,6 @@ extern int	marketo_max_retries;		/* marketo_fdw.max_retries */
 #define MARKETO_MAX_RATE_LIMIT		100
 #define MARKETO_MAX_CONCURRENCY		10
 #define MARKETO_LEAD_BATCH			300 /* records per lead-database call */
-#define MARKETO_ASSET_BATCH			200 /* records per asset call */
 #define MARKETO_MAX_URI				8192	/* longer URIs answer 414 */
 #define MARKETO_MAX_BODY			(1024 * 1024)	/* larger bodies answer 413 */
 

@@ -44,7 +44,6 @@ static const MarketoObject objects[] = {
 		.searchable = lead_searchable,
 		.standard = lead_standard,
 		.describe_path = "/rest/v1/leads/describe2.json",
-		.default_cache_ttl_ms = 0,
 	},
 };
 

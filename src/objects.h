@@ -14,12 +14,9 @@
 /* How an endpoint says there is more. */
 typedef enum MarketoPaging
 {
-	PAGING_NONE,				/* one call answers everything */
-	PAGING_NEXT_PAGE_TOKEN,		/* lead database: stop when nextPageToken is
+	PAGING_NEXT_PAGE_TOKEN		/* lead database: stop when nextPageToken is
 								 * absent or result is empty */
-	PAGING_ACTIVITY_TOKEN,		/* activities: stop when moreResult is false */
-	PAGING_OFFSET				/* assets: offset/maxReturn, stop on the "no
-								 * assets" warning or a short page */
+	/* activities (moreResult) and assets (offset) come with their issues */
 } MarketoPaging;
 
 typedef struct MarketoObject
@@ -35,7 +32,6 @@ typedef struct MarketoObject
 	const char *const *searchable;	/* fields always searchable; NULL-ended */
 	const char *const *standard;	/* other fields every instance has */
 	const char *describe_path;	/* where more searchable fields are listed */
-	int64		default_cache_ttl_ms;
 } MarketoObject;
 
 extern const MarketoObject *marketo_object_lookup(const char *name);

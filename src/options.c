@@ -456,7 +456,6 @@ marketo_table_options(Oid foreigntableid)
 	ForeignTable *table = GetForeignTable(foreigntableid);
 	MarketoTableOptions *opts = palloc0(sizeof(MarketoTableOptions));
 	const char *object = option_value(table->options, "object");
-	const char *value;
 
 	if (object == NULL || (opts->object = marketo_object_lookup(object)) == NULL)
 		ereport(ERROR,
@@ -464,22 +463,6 @@ marketo_table_options(Oid foreigntableid)
 				 errmsg("foreign table \"%s\" names no known Marketo object",
 						get_rel_name(foreigntableid)),
 				 errhint("Valid objects are: %s.", marketo_object_names())));
-
-	value = option_value(table->options, "cache_ttl");
-	opts->cache_ttl_ms = value ? parse_interval_ms("cache_ttl", value)
-		: opts->object->default_cache_ttl_ms;
-
-	value = option_value(table->options, "write_mode");
-	opts->write_mode = value == NULL || strcmp(value, "commit") == 0 ? WRITE_MODE_COMMIT
-		: strcmp(value, "bulk") == 0 ? WRITE_MODE_BULK : WRITE_MODE_QUEUE;
-	value = option_value(table->options, "lookup_field");
-	opts->lookup_field = pstrdup(value ? value : "email");
-	value = option_value(table->options, "action");
-	opts->action = pstrdup(value ? value : "createOrUpdate");
-	value = option_value(table->options, "partition_name");
-	opts->partition_name = value ? pstrdup(value) : NULL;
-	value = option_value(table->options, "on_record_error");
-	opts->on_record_error_warning = value != NULL && strcmp(value, "warning") == 0;
 	return opts;
 }
 
@@ -520,8 +503,6 @@ marketo_table_columns(Oid foreigntableid)
 
 		col->attnum = attr->attnum;
 		col->dropped = attr->attisdropped;
-		col->typid = attr->atttypid;
-		col->typmod = attr->atttypmod;
 		col->name = pstrdup(NameStr(attr->attname));
 		if (!col->dropped)
 		{

@@ -33,23 +33,14 @@ typedef struct MarketoConn
 	char	   *client_secret;	/* never printed anywhere */
 } MarketoConn;
 
-typedef enum MarketoWriteMode
-{
-	WRITE_MODE_COMMIT,
-	WRITE_MODE_BULK,
-	WRITE_MODE_QUEUE
-} MarketoWriteMode;
-
-/* A foreign table's options. */
+/*
+ * A foreign table's options, as far as reading needs them.  cache_ttl and
+ * the write options are validated already; the issues that use them add
+ * them here.
+ */
 typedef struct MarketoTableOptions
 {
 	const MarketoObject *object;
-	int64		cache_ttl_ms;	/* -1: the object's default */
-	MarketoWriteMode write_mode;
-	char	   *lookup_field;
-	char	   *action;
-	char	   *partition_name;
-	bool		on_record_error_warning;
 } MarketoTableOptions;
 
 /* One column: its attribute number and the Marketo field (path) it reads. */
@@ -59,8 +50,6 @@ typedef struct MarketoColumn
 	char	   *name;			/* the column's name */
 	char	   *field;			/* Marketo field, or dotted path */
 	bool		field_given;	/* by the field option, spelled as meant */
-	Oid			typid;
-	int32		typmod;
 	bool		dropped;
 } MarketoColumn;
 

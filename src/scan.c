@@ -71,11 +71,14 @@ typedef struct MarketoScanState
 	MarketoCallStats stats;
 } MarketoScanState;
 
-/* The columns to fill, with the fields the planner resolved for them. */
+/*
+ * The columns to fill, with the fields the planner resolved for them; the
+ * relation's descriptor has the rest, so no column options are read again.
+ */
 static void
 init_columns(MarketoScanState *st, Relation rel, List *attnums, List *paths)
 {
-	List	   *columns = marketo_table_columns(RelationGetRelid(rel));
+	TupleDesc	tupdesc = RelationGetDescr(rel);
 	ListCell   *lc;
 	int			i = 0;
 
@@ -85,12 +88,13 @@ init_columns(MarketoScanState *st, Relation rel, List *attnums, List *paths)
 	st->converters = palloc(sizeof(MarketoConverter) * st->ncolumns);
 	foreach(lc, attnums)
 	{
-		MarketoColumn *col = list_nth(columns, lfirst_int(lc) - 1);
+		Form_pg_attribute attr = TupleDescAttr(tupdesc, lfirst_int(lc) - 1);
 
-		st->attnums[i] = col->attnum;
+		st->attnums[i] = attr->attnum;
 		st->paths[i] = strVal(list_nth(paths, i));
-		marketo_converter_init(&st->converters[i], col->typid, col->typmod,
-							   col->name, st->paths[i]);
+		marketo_converter_init(&st->converters[i], attr->atttypid,
+							   attr->atttypmod, NameStr(attr->attname),
+							   st->paths[i]);
 		i++;
 	}
 }
@@ -300,6 +304,29 @@ build_query(MarketoScanState *st, int first_value, int nvalues)
 }
 
 /*
+ * The token of the page after the one in root, in page_cxt, or NULL at the
+ * end of the data, by the object's paging style.
+ */
+static char *
+next_page(MarketoScanState *st, struct json_object *root)
+{
+	struct json_object *token;
+
+	switch (st->object->paging)
+	{
+		case PAGING_NEXT_PAGE_TOKEN:
+			/* the end: no nextPageToken, or an empty result */
+			token = json_object_object_get(root, "nextPageToken");
+			if (token == NULL || json_object_get_string_len(token) == 0 ||
+				st->page_len == 0)
+				return NULL;
+			return MemoryContextStrdup(st->page_cxt,
+									   json_object_get_string(token));
+	}
+	return NULL;
+}
+
+/*
  * Fetch the next page: the next page of the open batch, or the first page
  * of the next batch.  Returns false when there is nothing left.
  */
@@ -308,7 +335,6 @@ fetch_page(MarketoScanState *st)
 {
 	struct json_object *root;
 	struct json_object *result;
-	struct json_object *token;
 	int			batch_first;
 	int			batch_len;
 	char	   *query;
@@ -340,20 +366,10 @@ fetch_page(MarketoScanState *st)
 	st->page_len = st->page ? (int) json_object_array_length(st->page) : 0;
 	st->page_row = 0;
 
-	/* Lead-database paging ends when nextPageToken is absent or result empty. */
-	token = json_object_object_get(root, "nextPageToken");
-	if (token && json_object_get_string_len(token) > 0 && st->page_len > 0)
-	{
-		st->next_page_token = MemoryContextStrdup(st->page_cxt,
-												  json_object_get_string(token));
-		st->batch_open = true;
-	}
-	else
-	{
-		st->next_page_token = NULL;
-		st->batch_open = false;
+	st->next_page_token = next_page(st, root);
+	st->batch_open = st->next_page_token != NULL;
+	if (!st->batch_open)
 		st->next_value = batch_first + batch_len;
-	}
 	progress_add(1, st->page_len, 0);
 	return true;
 }

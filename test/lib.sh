@@ -69,7 +69,6 @@ make_workdir() {
 	chmod 755 "$WORK"
 }
 
-MOCK_PID=""
 # start_mock PORT [mock options]: PORT 0 picks a free one
 start_mock() {
 	local port=$1 portfile="$WORK/mock.port"
@@ -78,7 +77,6 @@ start_mock() {
 	rm -f "$portfile"
 	as_pg setsid python3 "$WORK/test/mock_marketo.py" --port "$port" --port-file "$portfile" \
 		--log-file "$WORK/mock-calls.log" "$@" >"$WORK/mock.out" 2>&1 &
-	MOCK_PID=$!
 	for _ in $(seq 100); do
 		[ -s "$portfile" ] && break
 		sleep 0.1
@@ -92,5 +90,4 @@ start_mock() {
 # found by its port file, unique to this work directory
 stop_mock() {
 	pkill -f -- "--port-file $WORK/mock.port" 2>/dev/null || true
-	MOCK_PID=""
 }
